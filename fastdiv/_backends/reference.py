@@ -67,19 +67,36 @@ def neg_xlogy_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """``rel_entr(p, m) + rel_entr(q, m)`` with ``m = (p + q) / 2``, stably.
+    """Half of ``rel_entr(p, m) + rel_entr(q, m)`` with ``m = (p + q) / 2``, stably.
 
-    ``p / m = 1 + (p - q) / (p + q)``, and ``|(p - q) / (p + q)| <= 1`` for
-    non-negative inputs, so ``log1p`` of that ratio is accurate everywhere.
+    With ``t = (p - q) / (p + q)`` (``|t| <= 1`` for non-negative inputs),
+    ``p / m = 1 + t`` and ``q / m = 1 - t``. ``log1p(t)`` is accurate while
+    ``1 + t >= 0.5``; below that ``log(p / m)`` is (no cancellation), and when
+    ``p / m`` underflows, ``log(p) - log(m)``. Each element is halved before
+    the sum, so a sum of terms near the float maximum does not overflow.
     """
     with np.errstate(all="ignore"):
         total = p + q
-        half_diff = np.where(np.isinf(total), 0.5 * p - 0.5 * q, p - q)
-        total = np.where(np.isinf(total), 0.5 * p + 0.5 * q, total)
+        overflow = np.isinf(total)
+        # (half_diff, total) are (p - q, p + q), or both halved where p + q overflows.
+        half_diff = np.where(overflow, 0.5 * p - 0.5 * q, p - q)
+        total = np.where(overflow, 0.5 * p + 0.5 * q, total)
+        m_scale = np.where(overflow, 1.0, 2.0)  # m == total / m_scale
+        log_m = np.log(total) - np.log(m_scale)
         t = half_diff / total
-        p_term = np.where(p == 0, 0.0, p * np.log1p(t))
-        q_term = np.where(q == 0, 0.0, q * np.log1p(-t))
-        terms = p_term + q_term
+        tiny = np.finfo(p.dtype).tiny
+
+        def log_ratio(x, x_over_total, s):  # log(x / m), with s = +-t
+            ratio = m_scale * x_over_total
+            return np.select(
+                [s >= -0.5, ratio >= tiny],
+                [np.log1p(s), np.log(ratio)],
+                default=np.log(x) - log_m,
+            )
+
+        p_term = np.where(p == 0, 0.0, p * log_ratio(p, p / total, t))
+        q_term = np.where(q == 0, 0.0, q * log_ratio(q, q / total, -t))
+        terms = 0.5 * (p_term + q_term)
         return np.select(
             [np.isnan(p) | np.isnan(q), (p < 0) | (q < 0)], [np.nan, np.inf], default=terms
         ).astype(p.dtype, copy=False)
@@ -108,7 +125,6 @@ def js_divergence(p, q, where, normalize, out, num_threads):
     p, q, mask = _operands(p, q, where, normalize)
     _reduce(js_terms(p, q), mask, out)
     with np.errstate(invalid="ignore"):
-        np.multiply(out, 0.5, out=out)
         np.maximum(out, 0.0, out=out, where=~np.isnan(out))
 
 
