@@ -134,7 +134,8 @@ class ReductionJob:
         """Apply ``base``, cast, reshape, and fill ``out`` (or return a new result)."""
         if self.base is not None:
             self.acc /= np.log(self.acc.dtype.type(self.base))
-        result = self.acc.astype(self.result_dtype, copy=False).reshape(self.result_shape)
+        with np.errstate(over="ignore"):  # a float32 result beyond its range is inf
+            result = self.acc.astype(self.result_dtype, copy=False).reshape(self.result_shape)
         return _deliver(result, self.out)
 
 

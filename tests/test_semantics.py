@@ -8,6 +8,8 @@ through the matching reduction on one-element rows.
 
 from __future__ import annotations
 
+import warnings
+
 import mpmath
 import numpy as np
 import pytest
@@ -259,3 +261,18 @@ def test_entropy_normalize_of_zero_row_is_nan_like_scipy():
         expected = scipy.stats.entropy([0.0, 0.0])
     assert np.isnan(expected)
     assert np.isnan(fastdiv.entropy([0.0, 0.0], normalize=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_edge_values_raise_no_warnings(dtype):
+    """Like SciPy's ufuncs, overflow to inf and NaN input give values, not warnings."""
+    p, q = edge_grid(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastdiv.rel_entr(p, q)
+        fastdiv.entr(p)
+        for func in (fastdiv.kl_divergence, fastdiv.cross_entropy, fastdiv.js_divergence):
+            func(p[:, None], q[:, None])
+            func(p.reshape(14, 14), q.reshape(14, 14), normalize=True)
+        fastdiv.entropy(p[:, None])
+        fastdiv.entropy(p.reshape(14, 14), normalize=True)

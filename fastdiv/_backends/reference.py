@@ -17,8 +17,8 @@ def _working(a: np.ndarray) -> np.ndarray:
 
 
 def _normalized(a: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    total = np.sum(a, axis=1, keepdims=True, where=True if mask is None else mask)
     with np.errstate(all="ignore"):
+        total = np.sum(a, axis=1, keepdims=True, where=True if mask is None else mask)
         return a / total
 
 
@@ -103,7 +103,8 @@ def js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def _reduce(terms: np.ndarray, mask: np.ndarray | None, out: np.ndarray) -> None:
-    out[...] = np.sum(terms, axis=1, where=True if mask is None else mask, dtype=out.dtype)
+    with np.errstate(all="ignore"):  # sums overflow to inf like SciPy's values, silently
+        out[...] = np.sum(terms, axis=1, where=True if mask is None else mask, dtype=out.dtype)
 
 
 def entropy(p, where, normalize, out, num_threads):
@@ -129,11 +130,13 @@ def js_divergence(p, q, where, normalize, out, num_threads):
 
 
 def rel_entr(p, q, out, num_threads):
-    out[...] = rel_entr_terms(_working(p), _working(q))
+    with np.errstate(over="ignore"):  # float32 results beyond its range become inf
+        out[...] = rel_entr_terms(_working(p), _working(q))
 
 
 def entr(p, out, num_threads):
-    out[...] = entr_terms(_working(p))
+    with np.errstate(over="ignore"):
+        out[...] = entr_terms(_working(p))
 
 
 def info() -> dict:
