@@ -75,6 +75,16 @@ def _where_mask(where, shape) -> np.ndarray | None:
         ) from None
 
 
+def _reduced_axes(axis, ndim: int) -> tuple[int, ...]:
+    """``axis`` (int, tuple of int or None) as a tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    try:
+        return normalize_axis_tuple(axis, ndim, "axis")
+    except TypeError:
+        raise TypeError(f"axis must be an int, a tuple of ints or None, got {axis!r}") from None
+
+
 def _rows(array: np.ndarray, order, rows: int, n: int) -> np.ndarray:
     """``array`` as a (rows, n) view with unit inner stride; copies only if it must."""
     array = array.transpose(order).reshape(rows, n)
@@ -161,7 +171,7 @@ def prepare_reduction(inputs, names, axis=-1, where=None, keepdims=False, out=No
     mask = _where_mask(where, shape)
     base = _check_base(base)
     ndim = len(shape)
-    reduced = tuple(range(ndim)) if axis is None else normalize_axis_tuple(axis, ndim, "axis")
+    reduced = _reduced_axes(axis, ndim)
     kept = tuple(ax for ax in range(ndim) if ax not in reduced)
     order = kept + tuple(sorted(reduced))
     rows = math.prod(shape[ax] for ax in kept)
