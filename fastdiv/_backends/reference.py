@@ -74,6 +74,12 @@ def js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     ``1 + t >= 0.5``; below that ``log(p / m)`` is (no cancellation), and when
     ``p / m`` underflows, ``log(p) - log(m)``. Each element is halved before
     the sum, so a sum of terms near the float maximum does not overflow.
+
+    For ``|t| < 0.5`` the two terms, each of order ``m * t``, cancel down to
+    ``m * t**2``; there the element is ``m * f(t)`` with
+    ``f(t) = (1 + t) log1p(t) + (1 - t) log1p(-t) = 2 t atanh(t) + log1p(-t**2)``,
+    whose two parts cancel by at most half, so near-identical ``p`` and ``q``
+    keep their digits (every element is >= 0: the sum is well conditioned).
     """
     with np.errstate(all="ignore"):
         total = p + q
@@ -96,7 +102,9 @@ def js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
         p_term = np.where(p == 0, 0.0, p * log_ratio(p, p / total, t))
         q_term = np.where(q == 0, 0.0, q * log_ratio(q, q / total, -t))
-        terms = 0.5 * (p_term + q_term)
+        far = 0.5 * (p_term + q_term)
+        near = 0.5 * (total / m_scale) * (2 * t * np.arctanh(t) + np.log1p(-t * t))
+        terms = np.where(np.abs(t) < 0.5, near, far)
         return np.select(
             [np.isnan(p) | np.isnan(q), (p < 0) | (q < 0)], [np.nan, np.inf], default=terms
         ).astype(p.dtype, copy=False)
