@@ -85,12 +85,49 @@ def _reduced_axes(axis, ndim: int) -> tuple[int, ...]:
         raise TypeError(f"axis must be an int, a tuple of ints or None, got {axis!r}") from None
 
 
+def _axis_layout(shape, axis, keepdims=False):
+    """How a reduction over ``axis`` of an array of ``shape`` is laid out in rows.
+
+    Returns
+    -------
+    order : tuple of int
+        Axis permutation that puts the kept axes first and the reduced ones last.
+    rows, n : int
+        Number of rows (kept elements) and row length (reduced elements).
+    result_shape : tuple of int
+        Shape of one value per row, with ``keepdims`` applied.
+    """
+    ndim = len(shape)
+    reduced = _reduced_axes(axis, ndim)
+    kept = tuple(ax for ax in range(ndim) if ax not in reduced)
+    order = kept + tuple(sorted(reduced))
+    rows = math.prod(shape[ax] for ax in kept)
+    n = math.prod(shape[ax] for ax in reduced)
+    if keepdims:
+        result_shape = tuple(1 if ax in reduced else shape[ax] for ax in range(ndim))
+    else:
+        result_shape = tuple(shape[ax] for ax in kept)
+    return order, rows, n, result_shape
+
+
 def _rows(array: np.ndarray, order, rows: int, n: int) -> np.ndarray:
     """``array`` as a (rows, n) view with unit inner stride; copies only if it must."""
     array = array.transpose(order).reshape(rows, n)
     if n > 1 and array.strides[1] != array.itemsize:
         array = np.ascontiguousarray(array)
     return array
+
+
+def _row_operands(arrays, dtype, shape, order, rows: int, n: int) -> tuple[np.ndarray, ...]:
+    """Each array cast to ``dtype``, broadcast to ``shape``, as (rows, n) views."""
+    return tuple(
+        _rows(np.broadcast_to(a.astype(dtype, copy=False), shape), order, rows, n) for a in arrays
+    )
+
+
+def _where_rows(mask, order, rows: int, n: int) -> np.ndarray | None:
+    """The broadcast ``where`` mask as the kernels' (rows, n) ``uint8`` view (or None)."""
+    return None if mask is None else _rows(mask, order, rows, n).view(np.uint8)
 
 
 def _check_out(out, shape, dtype) -> None:
@@ -170,22 +207,11 @@ def prepare_reduction(inputs, names, axis=-1, where=None, keepdims=False, out=No
     shape = _broadcast_shape(arrays, names)
     mask = _where_mask(where, shape)
     base = _check_base(base)
-    ndim = len(shape)
-    reduced = _reduced_axes(axis, ndim)
-    kept = tuple(ax for ax in range(ndim) if ax not in reduced)
-    order = kept + tuple(sorted(reduced))
-    rows = math.prod(shape[ax] for ax in kept)
-    n = math.prod(shape[ax] for ax in reduced)
-    if keepdims:
-        result_shape = tuple(1 if ax in reduced else shape[ax] for ax in range(ndim))
-    else:
-        result_shape = tuple(shape[ax] for ax in kept)
+    order, rows, n, result_shape = _axis_layout(shape, axis, keepdims)
     _check_out(out, result_shape, dtype)
 
-    operands = tuple(
-        _rows(np.broadcast_to(a.astype(dtype, copy=False), shape), order, rows, n) for a in arrays
-    )
-    where_rows = None if mask is None else _rows(mask, order, rows, n).view(np.uint8)
+    operands = _row_operands(arrays, dtype, shape, order, rows, n)
+    where_rows = _where_rows(mask, order, rows, n)
     acc_dtype = np.float64 if dtype in _KERNEL_DTYPES else dtype
     return ReductionJob(
         backend=_backend_for(dtype),
