@@ -1,0 +1,138 @@
+"""The Numba backend: parallel JIT kernels behind the kernel contract.
+
+Imported only when the backend is first used (``import fastdiv`` does not
+import Numba). Kernels compile on their first call and are cached on disk;
+see :mod:`fastdiv._backends.numba._options` for the switches.
+
+The functions here only lay the prepared operands out for the kernels (see
+:mod:`fastdiv._backends.numba._kernels` for the ``flat, start, step`` form)
+and call them; the contract is in :mod:`fastdiv._backends`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastdiv._backends import numba as nb
+>>> out = np.empty(1)
+>>> nb.entropy(np.array([[0.5, 0.5]]), None, False, out, 1)
+>>> round(float(out[0]), 12)
+0.69314718056
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from fastdiv._backends.numba import _options
+
+_options.prefer_thread_safe_layer()
+
+from fastdiv._backends.numba import _kernels  # noqa: E402  (after the layer choice)
+
+_NO_MASK = np.ones(1, dtype=np.uint8)
+_NO_MASK.flags.writeable = False
+
+
+def _flat(rows_view: np.ndarray):
+    """``(flat, start, step)``: a read-only 1-D view over the rows, without a copy.
+
+    Row ``i`` of ``rows_view`` is ``flat[start + i * step:][:n]``. Copies only
+    when the row stride is not a whole number of items or the data is not
+    aligned (e.g. a field of a packed structured array).
+    """
+    rows, n = rows_view.shape
+    itemsize = rows_view.itemsize
+    if rows == 0 or n == 0:
+        return np.zeros(1, dtype=rows_view.dtype), 0, 0
+    stride = rows_view.strides[0] if rows > 1 else 0
+    if stride % itemsize or rows_view.ctypes.data % itemsize:
+        rows_view = np.ascontiguousarray(rows_view)
+        stride = n * itemsize if rows > 1 else 0
+    step = stride // itemsize
+    if step >= 0:
+        first, start = rows_view[0], 0
+    else:
+        first, start = rows_view[rows - 1], (rows - 1) * -step
+    extent = start + (rows - 1) * step + n if step >= 0 else start + n
+    flat = as_strided(first, shape=(extent,), strides=(itemsize,), writeable=False)
+    return flat, start, step
+
+
+def _threads(num_threads: int) -> int:
+    return max(1, min(int(num_threads), _options.max_threads()))
+
+
+def _reduce(kernel, p, q, where, normalize, out, num_threads):
+    rows, n = p.shape
+    pf, p0, ps = _flat(p)
+    qf, q0, qs = (pf, p0, ps) if q is None else _flat(q)
+    if where is None:
+        mf, m0, ms, has_mask = _NO_MASK, 0, 0, False
+    else:
+        (mf, m0, ms), has_mask = _flat(where), True
+    threads = _threads(num_threads)
+    args = (pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, bool(normalize), rows, n, out)
+    if threads == 1 or rows * n < _options.SERIAL_BELOW:
+        kernel(*args, 1)
+        return
+    with _options.launch_guard():
+        numba.set_num_threads(threads)
+        kernel(*args, threads)
+
+
+def _elementwise(kernel, p, q, out, num_threads):
+    rows, n = p.shape
+    pf, p0, ps = _flat(p)
+    qf, q0, qs = (pf, p0, ps) if q is None else _flat(q)
+    flat_out = out.reshape(-1)
+    threads = _threads(num_threads)
+    args = (pf, p0, ps, qf, q0, qs, rows, n, flat_out)
+    if threads == 1 or rows * n < _options.SERIAL_BELOW:
+        kernel(*args, 1)
+        return
+    with _options.launch_guard():
+        numba.set_num_threads(threads)
+        kernel(*args, threads)
+
+
+def entropy(p, where, normalize, out, num_threads):
+    """Row entropies ``-sum(p log p)`` into ``out`` (see ``fastdiv._backends``)."""
+    _reduce(_kernels.entropy, p, None, where, normalize, out, num_threads)
+
+
+def cross_entropy(p, q, where, normalize, out, num_threads):
+    """Row cross-entropies ``-sum(xlogy(p, q))`` into ``out``."""
+    _reduce(_kernels.cross_entropy, p, q, where, normalize, out, num_threads)
+
+
+def kl_divergence(p, q, where, normalize, out, num_threads):
+    """Row KL divergences ``sum(rel_entr(p, q))`` into ``out``."""
+    _reduce(_kernels.kl_divergence, p, q, where, normalize, out, num_threads)
+
+
+def js_divergence(p, q, where, normalize, out, num_threads):
+    """Row Jensen-Shannon divergences into ``out`` (halved, clipped below at 0)."""
+    _reduce(_kernels.js_divergence, p, q, where, normalize, out, num_threads)
+
+
+def rel_entr(p, q, out, num_threads):
+    """Elementwise ``scipy.special.rel_entr(p, q)`` into ``out``."""
+    _elementwise(_kernels.rel_entr, p, q, out, num_threads)
+
+
+def entr(p, out, num_threads):
+    """Elementwise ``scipy.special.entr(p)`` into ``out``."""
+    _elementwise(_kernels.entr, p, None, out, num_threads)
+
+
+def info() -> dict:
+    """Details for ``show_config``: threading layer, thread limit, cache directory."""
+    cache = _kernels.kl_divergence._cache
+    cache_dir = getattr(cache, "cache_path", None) if _options.CACHE else None
+    return {
+        "threading layer": _options.threading_layer(),
+        "max threads": _options.max_threads(),
+        "cache dir": cache_dir or "off",
+        "math": "bit-pattern log/log1p (SIMD), fastmath contract+reassoc",
+    }
