@@ -1,0 +1,302 @@
+"""Every available backend against ``reference``, on many layouts, dtypes and edge arrays.
+
+A new backend joins these tests by being registered in ``fastdiv._backends``.
+
+Tolerance, with ``scale = sum(|terms|)`` over each reduced row (in float64):
+float64 input ``|res - ref| <= 1e-12 * scale + tiny``; float32 input, which the
+reference computes in float64 while a compiled backend may compute its terms in
+float32 math, ``|res - ref| <= 2e-6 * scale + tiny``. NaN and +-inf must match
+exactly.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import fastdiv
+from fastdiv._backends import reference as ref
+from conftest import assert_special_equal, edge_grid
+
+BACKENDS = fastdiv.available_backends()
+REDUCTIONS = ["entropy", "cross_entropy", "kl_divergence", "js_divergence"]
+DTYPES = [np.float64, np.float32]
+RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-6}
+TINY = 1e-300
+
+
+@dataclass
+class Case:
+    """Inputs of one conformance check; ``make(rng, dtype)`` returns ``(p, q)``."""
+
+    name: str
+    make: object
+    kwargs: dict = field(default_factory=dict)
+    threads: tuple = (None,)
+
+
+def _dist(rng, shape, zeros=0.1):
+    x = rng.random(shape)
+    x[rng.random(shape) < zeros] = 0.0
+    return x
+
+
+def _pair(rng, p_shape, q_shape):
+    """p with some zeros, q positive: finite divergences, so values get compared."""
+    return _dist(rng, p_shape), _dist(rng, q_shape, zeros=0.0) + 1e-3
+
+
+def _edge_rows(rng, dtype):
+    p, q = edge_grid(dtype)
+    return p.reshape(14, 14), q.reshape(14, 14)
+
+
+def _edge_shuffled(rng, dtype):
+    p, q = edge_grid(dtype)
+    order = rng.permutation(p.size)
+    return np.concatenate([p[order], p]).reshape(28, 14), np.concatenate([q[order], q]).reshape(28, 14)
+
+
+def _near_identical(rng, dtype):
+    p = _dist(rng, (40, 200), zeros=0.0)
+    p /= p.sum(-1, keepdims=True)
+    q = p * (1 + 1e-9 * rng.standard_normal(p.shape))
+    return p, q / q.sum(-1, keepdims=True)
+
+
+def _extreme_ratios(rng, dtype):
+    info = np.finfo(dtype)
+    exponents = rng.integers(int(np.log10(info.tiny)), int(np.log10(info.max)), (20, 30))
+    p = 10.0 ** exponents.astype(np.float64) * rng.random((20, 30))
+    q = 10.0 ** rng.permutation(exponents.ravel()).reshape(20, 30) * rng.random((20, 30))
+    return p, q
+
+
+def _masked_specials(rng, dtype):
+    p, q = _pair(rng, (6, 10), (6, 10))
+    p[:, 7], q[:, 8], p[:, 9] = np.nan, np.inf, -1.0
+    return p, q
+
+
+def _strided(rng, dtype):
+    p, q = _pair(rng, (24, 60), (24, 60))
+    return p.astype(dtype)[::2, ::3], q.astype(dtype)[::2, ::3]
+
+
+def _negative_strides(rng, dtype):
+    p, q = _pair(rng, (12, 17), (12, 17))
+    return p.astype(dtype)[::-1, ::-1], q.astype(dtype)[::-1, ::-1]
+
+
+def _fortran(rng, dtype):
+    p, q = _pair(rng, (15, 21), (15, 21))
+    return np.asfortranarray(p.astype(dtype)), np.asfortranarray(q.astype(dtype))
+
+
+def _mask(shape, density, seed):
+    return np.random.default_rng(seed).random(shape) < density
+
+
+def _all_false_rows():
+    mask = _mask((9, 13), 0.7, 3)
+    mask[[0, 4, 8]] = False
+    return mask
+
+
+CASES = [
+    Case("small (32, 10)", lambda r, d: _pair(r, (32, 10), (32, 10))),
+    Case("one long row", lambda r, d: _pair(r, (1, 100_003), (1, 100_003)),
+         threads=(1, 2)),
+    Case("few long rows", lambda r, d: _pair(r, (3, 40_001), (3, 40_001)),
+         threads=(1, 2)),
+    Case("many short rows", lambda r, d: _pair(r, (5000, 7), (5000, 7)),
+         threads=(1, 2)),
+    Case("zeros in p and q", lambda r, d: (_dist(r, (40, 12), 0.3), _dist(r, (40, 12), 0.3))),
+    Case("n = 1", lambda r, d: _pair(r, (50, 1), (50, 1))),
+    Case("n = 2, odd sizes", lambda r, d: _pair(r, (33, 2), (33, 2))),
+    Case("1-D", lambda r, d: _pair(r, 1001, 1001)),
+    Case("empty batch", lambda r, d: (np.zeros((0, 8)), np.zeros((0, 8)))),
+    Case("empty rows", lambda r, d: (np.zeros((5, 0)), np.zeros((5, 0)))),
+    Case("broadcast q row", lambda r, d: _pair(r, (64, 33), 33)),
+    Case("broadcast p row", lambda r, d: _pair(r, 33, (64, 33))),
+    Case("broadcast q column", lambda r, d: _pair(r, (64, 33), (64, 1))),
+    Case("3-D broadcast", lambda r, d: _pair(r, (4, 1, 19), (1, 6, 19))),
+    Case("axis 0 (transposed rows)", lambda r, d: _pair(r, (33, 64), (33, 64)),
+         {"axis": 0}),
+    Case("axis tuple", lambda r, d: _pair(r, (4, 5, 6), (4, 5, 6)),
+         {"axis": (0, 2)}),
+    Case("axis None", lambda r, d: _pair(r, (7, 9), (7, 9)), {"axis": None}),
+    Case("strided", _strided),
+    Case("negative strides", _negative_strides),
+    Case("Fortran order", _fortran),
+    Case("edge grid rows", _edge_rows),
+    Case("edge grid shuffled", _edge_shuffled),
+    Case("near-identical", _near_identical),
+    Case("extreme ratios", _extreme_ratios),
+    Case("unnormalised weights", lambda r, d: (r.random((20, 50)) * 1e3, r.random((20, 50)))),
+    Case("where", lambda r, d: _pair(r, (9, 13), (9, 13)),
+         {"where": _mask((9, 13), 0.6, 1)}),
+    Case("where broadcast", lambda r, d: _pair(r, (9, 13), (9, 13)),
+         {"where": _mask((13,), 0.6, 2)}),
+    Case("where all-false rows", lambda r, d: _pair(r, (9, 13), (9, 13)),
+         {"where": _all_false_rows()}),
+    Case("where hides specials", _masked_specials,
+         {"where": np.arange(10) < 7}),
+    Case("where on long rows", lambda r, d: _pair(r, (2, 30_000), (2, 30_000)),
+         {"where": _mask((2, 30_000), 0.5, 4)}, threads=(1, 2)),
+]
+
+
+def _inputs(case, dtype):
+    rng = np.random.default_rng(abs(hash(case.name)) % 2**32)
+    with np.errstate(all="ignore"):
+        p, q = case.make(rng, dtype)
+        return np.asarray(p).astype(dtype, copy=False), np.asarray(q).astype(dtype, copy=False)
+
+
+def _term_scale(name, p, q, axis, where, normalize, keepdims=False):
+    """sum(|terms|) per reduced row, in float64 (the tolerance scale)."""
+    p, q = p.astype(np.float64), q.astype(np.float64)
+    if name != "entropy":
+        p, q = np.broadcast_arrays(p, q)
+    mask = True if where is None else np.broadcast_to(where, p.shape)
+    with np.errstate(all="ignore"):
+        if normalize:
+            p = p / np.sum(p, axis=axis, keepdims=True, where=mask)
+            q = q / np.sum(q, axis=axis, keepdims=True, where=mask)
+        if name == "entropy":
+            terms = ref.entr_terms(p)
+        elif name == "cross_entropy":
+            terms = ref.neg_xlogy_terms(p, q)
+        elif name == "kl_divergence":
+            terms = ref.rel_entr_terms(p, q)
+        else:
+            m = (p + q) / 2
+            terms = 0.5 * (np.abs(ref.rel_entr_terms(p, m)) + np.abs(ref.rel_entr_terms(q, m)))
+        return np.sum(np.abs(terms), axis=axis, where=mask, keepdims=keepdims)
+
+
+def _call(name, p, q, **kwargs):
+    func = getattr(fastdiv, name)
+    return func(p, **kwargs) if name == "entropy" else func(p, q, **kwargs)
+
+
+def assert_conforms(result, expected, scale, dtype):
+    result = np.asarray(result)
+    expected = np.asarray(expected)
+    assert result.shape == expected.shape and result.dtype == expected.dtype
+    assert_special_equal(result, expected)
+    finite = np.isfinite(expected)
+    err = np.abs(result[finite].astype(np.float64) - expected[finite].astype(np.float64))
+    bound = RTOL[np.dtype(dtype)] * np.broadcast_to(scale, expected.shape)[finite] + TINY
+    bad = ~(err <= bound)
+    assert not bad.any(), (
+        f"{bad.sum()} of {bad.size} values differ: got {result[finite][bad][:4]}, "
+        f"reference {expected[finite][bad][:4]} (allowed {bound[bad][:4]})"
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalize"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", REDUCTIONS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_reduction_conforms(backend, case, name, dtype, normalize, restore_config):
+    p, q = _inputs(case, dtype)
+    p_copy, q_copy = p.copy(), q.copy()
+    kwargs = dict(case.kwargs, normalize=normalize)
+    with fastdiv.use_backend("reference"):
+        expected = _call(name, p, q, **kwargs)
+    scale = _term_scale(name, p, q, kwargs.get("axis", -1), kwargs.get("where"), normalize)
+    for threads in case.threads:
+        fastdiv.set_num_threads(threads)
+        with fastdiv.use_backend(backend):
+            result = _call(name, p, q, **kwargs)
+        assert_conforms(result, expected, scale, dtype)
+    np.testing.assert_array_equal(p, p_copy)
+    np.testing.assert_array_equal(q, q_copy)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", REDUCTIONS)
+def test_reduction_out_keepdims_base_conform(backend, name, dtype):
+    rng = np.random.default_rng(50)
+    p, q = (a.astype(dtype) for a in _pair(rng, (6, 5, 40), (6, 5, 40)))
+    kwargs = dict(axis=(0, 2), keepdims=True, base=2, where=_mask((5, 40), 0.8, 5))
+    with fastdiv.use_backend("reference"):
+        expected = _call(name, p, q, **kwargs)
+    out = np.full(expected.shape, -1.0, dtype=np.float64)
+    with fastdiv.use_backend(backend):
+        assert _call(name, p, q, out=out, **kwargs) is out
+    scale = _term_scale(name, p, q, (0, 2), kwargs["where"], False, keepdims=True) / np.log(2)
+    assert_conforms(out.astype(dtype), expected, scale, dtype)
+
+
+ELEMENTWISE_CASES = [
+    case for case in CASES if not case.kwargs and case.name not in ("near-identical",)
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["rel_entr", "entr"])
+@pytest.mark.parametrize("case", ELEMENTWISE_CASES, ids=lambda c: c.name)
+def test_elementwise_conforms(backend, case, name, dtype, restore_config):
+    p, q = _inputs(case, dtype)
+    args = (p, q) if name == "rel_entr" else (p,)
+    func = getattr(fastdiv, name)
+    with fastdiv.use_backend("reference"):
+        expected = func(*args)
+    for threads in case.threads:
+        fastdiv.set_num_threads(threads)
+        with fastdiv.use_backend(backend):
+            result = func(*args)
+        assert_conforms(result, expected, np.abs(expected.astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_elementwise_in_place_conforms(backend, dtype):
+    rng = np.random.default_rng(51)
+    p, q = (a.astype(dtype) for a in _pair(rng, (50, 31), (50, 31)))
+    with fastdiv.use_backend("reference"):
+        want_rel, want_entr = fastdiv.rel_entr(p, q), fastdiv.entr(p)
+    with fastdiv.use_backend(backend):
+        q_buffer, p_buffer = q.copy(), p.copy()
+        fastdiv.rel_entr(p, q_buffer, out=q_buffer)
+        fastdiv.entr(p_buffer, out=p_buffer)
+    assert_conforms(q_buffer, want_rel, np.abs(want_rel.astype(np.float64)), dtype)
+    assert_conforms(p_buffer, want_entr, np.abs(want_entr.astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_calls_from_python_threads(backend):
+    """Several Python threads at once get the same results as one thread."""
+    rng = np.random.default_rng(52)
+    p, q = _pair(rng, (64, 5000), (64, 5000))
+    with fastdiv.use_backend(backend):
+        want = fastdiv.kl_divergence(p, q, normalize=True)
+
+    def work(_):
+        with fastdiv.use_backend(backend):
+            return fastdiv.kl_divergence(p, q, normalize=True)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(work, range(8)))
+    for result in results:
+        np.testing.assert_array_equal(result, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_longdouble_goes_to_reference(backend):
+    p = np.array([[0.25, 0.75]], dtype=np.longdouble)
+    with fastdiv.use_backend("reference"):
+        expected = fastdiv.kl_divergence(p, p[:, ::-1])
+    with fastdiv.use_backend(backend):
+        result = fastdiv.kl_divergence(p, p[:, ::-1])
+    assert result.dtype == np.longdouble
+    np.testing.assert_array_equal(result, expected)
