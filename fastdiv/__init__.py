@@ -17,11 +17,27 @@ from fastdiv.divergences import (
     kl_divergence,
     rel_entr,
 )
+from fastdiv.logits import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    kl_divergence_logits,
+    log_softmax,
+    logsumexp,
+    softmax,
+    softmax_cross_entropy,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "available_backends",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_divergence_logits",
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+    "softmax_cross_entropy",
     "cross_entropy",
     "entr",
     "entropy",

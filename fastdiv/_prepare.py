@@ -295,3 +295,310 @@ def prepare_elementwise(inputs, names, out=None):
         shape=tuple(shape),
         out=out,
     )
+
+
+# -- Logit space (fastdiv.logits) ---------------------------------------------------------
+
+
+def _with_kernel(backend: ModuleType, name: str) -> ModuleType:
+    """``backend`` if it implements kernel ``name``, else the reference backend.
+
+    A compiled backend that lacks a logit-space kernel still serves these
+    functions: the call goes to the reference backend, which computes float32
+    in float64 and so never loses precision.
+    """
+    if getattr(backend, name, None) is not None:
+        return backend
+    return _backends.load("reference")
+
+
+def _from_rows(values: np.ndarray, shape, order) -> np.ndarray:
+    """A (rows, n) kernel output back in ``shape`` with the original axis order."""
+    permuted = values.reshape(tuple(shape[ax] for ax in order))
+    return permuted.transpose(tuple(int(ax) for ax in np.argsort(order)))
+
+
+def _scalar_or_array(result: np.ndarray):
+    return result[()] if result.ndim == 0 else result
+
+
+def _check_real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _check_label_smoothing(value) -> float:
+    smoothing = _check_real(value, "label_smoothing")
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {value!r}")
+    return smoothing
+
+
+def _check_temperature(value) -> float:
+    temperature = _check_real(value, "temperature")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be positive and finite, got {value!r}")
+    return temperature
+
+
+@dataclass
+class LogsumexpJob(ReductionJob):
+    """A reduction job that also returns the sign of each sum (``return_sign``)."""
+
+    sign: np.ndarray | None = None
+
+    def finish(self):
+        """The result as :meth:`ReductionJob.finish`, paired with the sign if asked for."""
+        value = super().finish()
+        if self.sign is None:
+            return value
+        sign = self.sign.astype(self.result_dtype, copy=False).reshape(self.result_shape)
+        return value, _scalar_or_array(sign)
+
+
+def prepare_logsumexp(a, b=None, axis=-1, where=None, keepdims=False, out=None, return_sign=False):
+    """Validate and lay out the input of :func:`fastdiv.logsumexp`.
+
+    ``a`` and ``b`` are made at least 1-D first, as SciPy does. The job's
+    ``operands`` are ``(a, b)`` with ``b`` None when not given; its ``sign`` is
+    a (rows,) buffer when ``return_sign`` is true, else None.
+
+    Returns
+    -------
+    LogsumexpJob
+    """
+    inputs, names = [np.atleast_1d(_as_array(a, "a"))], ["a"]
+    if b is not None:
+        inputs.append(np.atleast_1d(_as_array(b, "b")))
+        names.append("b")
+    job = prepare_reduction(inputs, names, axis, where, keepdims, out)
+    fields = dict(vars(job))
+    fields["backend"] = _with_kernel(job.backend, "logsumexp")
+    fields["operands"] = job.operands if b is not None else (job.operands[0], None)
+    sign = np.empty_like(job.acc) if return_sign else None
+    return LogsumexpJob(**fields, sign=sign)
+
+
+@dataclass
+class RowMapJob:
+    """Prepared input of a map from rows to rows (``softmax``, ``log_softmax``)."""
+
+    backend: ModuleType
+    operands: tuple[np.ndarray, ...]
+    target: np.ndarray
+    num_threads: int
+    shape: tuple[int, ...]
+    order: tuple[int, ...]
+    out: np.ndarray | None
+
+    def finish(self):
+        """The result in the input's shape, or ``out`` once it holds it."""
+        result = _from_rows(self.target, self.shape, self.order)
+        if self.out is None:
+            return _scalar_or_array(result)
+        if not np.shares_memory(result, self.out):
+            np.copyto(self.out, result, casting="same_kind")
+        return self.out
+
+
+def prepare_row_map(kernel: str, z, axis=-1, out=None) -> RowMapJob:
+    """Validate and lay out the input of a row map over ``axis``.
+
+    The kernel writes straight into ``out`` when ``axis`` already holds the
+    last axes and ``out`` is C-contiguous in the result dtype.
+    """
+    z = _as_array(z, "z")
+    dtype = compute_dtype([z])
+    shape = z.shape
+    order, rows, n, _ = _axis_layout(shape, axis)
+    _check_out(out, shape, dtype)
+    operands = _row_operands([z], dtype, shape, order, rows, n)
+    last_axes = order == tuple(range(len(shape)))
+    if out is not None and last_axes and _writes_in_place(out, dtype, operands):
+        target = out.reshape(rows, n)
+    else:
+        target = np.empty((rows, n), dtype=dtype)
+    return RowMapJob(
+        backend=_with_kernel(_backend_for(dtype), kernel),
+        operands=operands,
+        target=target,
+        num_threads=_config.get_num_threads(),
+        shape=tuple(shape),
+        order=order,
+        out=out,
+    )
+
+
+@dataclass
+class LossJob:
+    """Prepared input of a per-row loss with an optional gradient over each row."""
+
+    backend: ModuleType
+    operands: tuple[np.ndarray, ...]
+    where: np.ndarray | None
+    loss: np.ndarray
+    grad: np.ndarray | None
+    num_threads: int
+    result_shape: tuple[int, ...]
+    result_dtype: np.dtype
+    shape: tuple[int, ...]
+    order: tuple[int, ...]
+    label_smoothing: float = 0.0
+    temperature: float = 1.0
+    class_indices: bool = False
+
+    def finish(self):
+        """``loss`` shaped and cast, or ``(loss, grad)`` when the gradient was asked for."""
+        with np.errstate(over="ignore"):  # a float32 loss beyond its range is inf
+            loss = self.loss.astype(self.result_dtype, copy=False).reshape(self.result_shape)
+        loss = _scalar_or_array(loss)
+        if self.grad is None:
+            return loss
+        return loss, _scalar_or_array(_from_rows(self.grad, self.shape, self.order))
+
+
+def _loss_job(arrays, names, axis, where, return_grad) -> LossJob:
+    dtype = compute_dtype(arrays)
+    shape = _broadcast_shape(arrays, names)
+    mask = _where_mask(where, shape)
+    order, rows, n, result_shape = _axis_layout(shape, axis)
+    acc_dtype = np.float64 if dtype in _KERNEL_DTYPES else dtype
+    return LossJob(
+        backend=_backend_for(dtype),
+        operands=_row_operands(arrays, dtype, shape, order, rows, n),
+        where=_where_rows(mask, order, rows, n),
+        loss=np.empty(rows, dtype=acc_dtype),
+        grad=np.empty((rows, n), dtype=dtype) if return_grad else None,
+        num_threads=_config.get_num_threads(),
+        result_shape=result_shape,
+        result_dtype=dtype,
+        shape=tuple(shape),
+        order=order,
+    )
+
+
+def _position(flat_index: int, shape) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape))
+
+
+def _class_index_rows(target: np.ndarray, job: LossJob, axis, ignore_index) -> np.ndarray:
+    """Validated class indices as a (rows,) ``intp`` array, -1 on ignored rows."""
+    if target.shape != job.result_shape:
+        raise ValueError(
+            f"integer target (class indices) has shape {target.shape}, but it must have "
+            f"the logits' shape {job.shape} without axis {axis!r}: {job.result_shape}"
+            + ("; for probability targets pass a floating array" if target.shape == job.shape else "")
+        )
+    n = job.operands[0].shape[1]
+    indices = target.reshape(-1)
+    if ignore_index is None:
+        ignored = np.zeros(indices.shape, dtype=bool)
+    else:
+        ignored = indices == ignore_index
+    valid = ~ignored
+    bad = valid & ((indices < 0) | (indices >= n))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"target holds class index {indices[first]} at position "
+            f"{_position(first, job.result_shape)}, outside [0, {n}): the logits have "
+            f"{n} classes along axis {axis!r}"
+            + ("" if ignore_index is None else f" (ignore_index is {ignore_index})")
+        )
+    rows = np.full(indices.shape, -1, dtype=np.intp)
+    rows[valid] = indices[valid]
+    if job.where is not None:
+        kept_rows = np.flatnonzero(valid)
+        masked = job.where[kept_rows, rows[kept_rows]] == 0
+        if masked.any():
+            first = int(kept_rows[np.flatnonzero(masked)[0]])
+            raise ValueError(
+                f"target class {indices[first]} at position "
+                f"{_position(first, job.result_shape)} is masked out by where"
+            )
+    return rows
+
+
+def prepare_softmax_cross_entropy(
+    logits, target, axis=-1, label_smoothing=0.0, ignore_index=None, where=None, return_grad=False
+) -> LossJob:
+    """Validate and lay out the input of :func:`fastdiv.softmax_cross_entropy`.
+
+    An integer ``target`` holds class indices: ``operands`` is ``(z, indices)``
+    with ``indices`` a (rows,) ``intp`` array, -1 on rows equal to
+    ``ignore_index``, and ``class_indices`` is true. Any other real ``target``
+    holds probabilities, broadcast against the logits: ``operands`` is
+    ``(z, p)``.
+    """
+    logits = _as_array(logits, "logits")
+    target = np.asarray(target)
+    smoothing = _check_label_smoothing(label_smoothing)
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+    ):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+
+    if target.dtype.kind in "iu":
+        job = _loss_job([logits], ["logits"], axis, where, return_grad)
+        job.operands = (job.operands[0], _class_index_rows(target, job, axis, ignore_index))
+        job.class_indices = True
+        kernel = "softmax_cross_entropy"
+    else:
+        target = _as_array(target, "target")
+        if ignore_index is not None:
+            raise ValueError(
+                f"ignore_index applies to integer class targets only; target has dtype {target.dtype}"
+            )
+        batch_shape = _axis_layout(logits.shape, axis)[3]
+        try:
+            np.broadcast_shapes(logits.shape, target.shape)
+        except ValueError:
+            if target.shape == batch_shape:
+                raise ValueError(
+                    f"target has the shape of class indices {target.shape} but dtype "
+                    f"{target.dtype}; class indices must be integers, probability targets "
+                    f"must have the logits' shape {logits.shape}"
+                ) from None
+        job = _loss_job([logits, target], ["logits", "target"], axis, where, return_grad)
+        kernel = "softmax_cross_entropy_probs"
+    job.label_smoothing = smoothing
+    job.backend = _with_kernel(job.backend, kernel)
+    return job
+
+
+def prepare_kl_divergence_logits(
+    logits_p, logits_q, axis=-1, temperature=1.0, where=None, return_grad=False
+) -> LossJob:
+    """Validate and lay out the input of :func:`fastdiv.kl_divergence_logits`."""
+    temperature = _check_temperature(temperature)
+    arrays = [_as_array(logits_p, "logits_p"), _as_array(logits_q, "logits_q")]
+    job = _loss_job(arrays, ["logits_p", "logits_q"], axis, where, return_grad)
+    job.temperature = temperature
+    job.backend = _with_kernel(job.backend, "kl_divergence_logits")
+    return job
+
+
+def prepare_binary_cross_entropy(p, q, axis=-1, where=None, keepdims=False, out=None):
+    """Validate and lay out the input of :func:`fastdiv.binary_cross_entropy`."""
+    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out)
+    job.backend = _with_kernel(job.backend, "binary_cross_entropy")
+    return job
+
+
+def prepare_binary_cross_entropy_with_logits(
+    logits, target, pos_weight=None, axis=-1, where=None, keepdims=False, out=None
+):
+    """Validate and lay out the input of :func:`fastdiv.binary_cross_entropy_with_logits`.
+
+    ``operands`` is ``(z, t, pos_weight)``, ``pos_weight`` None when not given.
+    """
+    inputs, names = [logits, target], ["logits", "target"]
+    if pos_weight is not None:
+        inputs.append(pos_weight)
+        names.append("pos_weight")
+    job = prepare_reduction(inputs, names, axis, where, keepdims, out)
+    job.backend = _with_kernel(job.backend, "binary_cross_entropy_with_logits")
+    if pos_weight is None:
+        job.operands = (*job.operands, None)
+    return job

@@ -50,6 +50,101 @@ Per-element semantics (SciPy's, written out in README.md):
 * Accuracy: ``rel_entr`` terms use ``p * log1p((p - q) / q)`` when
   ``0.5 < p/q < 2``, ``p * (log(p) - log(q))`` when ``p/q`` is not a finite
   normal number, ``p * log(p/q)`` otherwise.
+
+Logit space (one set of logits per row; ``fastdiv.logits``)::
+
+    logsumexp(a, b, where, out, sign_out, num_threads)
+    log_softmax(z, out, num_threads)
+    softmax(z, out, num_threads)
+    softmax_cross_entropy(z, target, label_smoothing, where, loss_out, grad_out, num_threads)
+    softmax_cross_entropy_probs(z, p, label_smoothing, where, loss_out, grad_out, num_threads)
+    kl_divergence_logits(a, b, temperature, where, loss_out, grad_out, num_threads)
+    binary_cross_entropy(p, q, where, out, num_threads)
+    binary_cross_entropy_with_logits(z, t, pos_weight, where, out, num_threads)
+
+Until a compiled backend defines one of these names, ``_prepare._with_kernel``
+sends that call to ``reference`` (``getattr(backend, name, None)`` is None);
+every backend is meant to define all eight.
+
+Preconditions, besides the ones above (they hold for every ``(rows, n)``
+operand here: ``a``, ``b``, ``z``, ``p``, ``q``, ``t``, ``pos_weight``):
+
+* ``b`` (``logsumexp``) and ``pos_weight`` are ``None`` or ``(rows, n)``
+  operands like the others.
+* ``out`` of ``logsumexp`` and the two binary cross-entropies, and
+  ``loss_out``, are C-contiguous ``(rows,)`` ``float64`` arrays
+  (``longdouble`` for ``longdouble`` input); ``sign_out`` is ``None`` or one
+  more such array.
+* ``out`` of ``log_softmax`` and ``softmax`` is a C-contiguous ``(rows, n)``
+  array of ``z``'s dtype; it may be ``z``'s own memory, element for element
+  (read ``z[r, j]`` before writing ``out[r, j]``, never re-read ``z`` after).
+* ``grad_out`` is ``None`` (loss only: compute no gradient) or a C-contiguous
+  ``(rows, n)`` array of ``z``'s dtype (``a``'s for ``kl_divergence_logits``)
+  that shares memory with no operand; the kernel writes every element.
+* ``target`` is a C-contiguous ``(rows,)`` ``intp`` array. ``target[r]`` is
+  a class in ``[0, n)`` that ``where`` keeps, or ``-1``: an ignored row, whose
+  loss and gradient row are 0 whatever its logits hold (do not read them).
+* ``label_smoothing`` is a float in ``[0, 1]``; ``temperature`` a finite float
+  ``> 0``.
+* ``where`` as above: a masked element takes part in no max, sum or count.
+
+Semantics per row. ``kept`` is ``where`` (and, in ``logsumexp``, ``b != 0``:
+a zero weight drops its term even where ``a`` is inf or NaN). ``M`` is the
+max over kept elements: NaN if a kept element is NaN (the ``x > m ? x : m``
+idiom drops NaN: track it explicitly), ``-inf`` if nothing is kept. For a
+finite ``M``, ``c`` is the number of kept elements equal to ``M`` and
+``s = sum(exp(z - M))`` over the other kept ones, so ``S = c + s`` and
+``L = log(S)`` is computed as ``log(c) + log1p(s / c)`` (keeps the digits of
+a sum close to ``c``; a result like ``logsumexp([0, -46])`` needs it).
+
+* ``logsumexp``: for a finite ``M``, ``head = sum(b)`` over the kept
+  elements equal to ``M`` (``c`` without ``b``), ``tail = sum(b * exp(a - M))``
+  over the others, ``r = tail / head``; ``out = M + log|head| + log1p(r)`` when
+  ``r >= -1``, ``M + log|head| + log1p(-r - 2)`` when ``r < -1``, and
+  ``sign = sign(head) * sign(r + 1)``; when ``head == 0``,
+  ``out = M + log|tail|``, ``sign = sign(tail)``. When ``M`` is not finite
+  (``+inf``, ``-inf``, NaN or nothing kept) ``out = log|sum(b * exp(a))|`` and
+  ``sign`` its sign, in IEEE arithmetic: ``-inf`` with sign 0 for an empty or
+  all ``-inf`` row; ``+inf`` with the sign of the ``+inf`` terms' weights, NaN
+  if both signs meet; NaN with sign NaN for NaN. With ``sign_out`` None,
+  ``out`` is NaN where ``sign < 0``; otherwise ``sign_out`` gets the sign
+  (``+1``, ``-1``, ``0`` or NaN).
+* ``log_softmax``: ``out = (z - M) - L`` for a finite ``M``; otherwise
+  (SciPy's convention) ``out = z - log(sum(exp(z)))``: a ``+inf`` row gives NaN
+  at ``+inf`` and ``-inf`` elsewhere, an all ``-inf`` row NaN, NaN spreads.
+* ``softmax``: ``out = exp(z - M) / sum(exp(z - M))`` with ``M`` as is, so a
+  row holding ``+inf``, NaN or only ``-inf`` is all NaN (SciPy's values).
+* ``softmax_cross_entropy`` / ``_probs``: with ``C`` the number of kept
+  elements and ``e = label_smoothing``, the target is
+  ``q = (1 - e) * onehot(target) + e / C``, resp. ``q = (1 - e) * p + e / C``,
+  on kept elements, and ``Q = sum(q)`` (exactly 1 for class indices).
+  ``loss = sum(q * (M - z)) + Q * L``, summing only kept elements with
+  ``q != 0`` (so a ``-inf`` logit with ``q == 0`` adds 0, not NaN; with
+  ``e == 0`` and class indices the loss is ``M - z[target] + L``);
+  ``grad = Q * exp(z - M) / S - q`` on kept elements, 0 on masked ones.
+  A row with ``M`` not finite gives loss NaN and NaN gradient on its kept
+  elements; a row with nothing kept and an ignored row give loss 0 and
+  gradient 0.
+* ``kl_divergence_logits``: ``x = a / T``, ``y = b / T`` (``a * (1 / T)`` is
+  fine), ``ex = exp(x - Mx)``, ``ey = exp(y - My)``, ``Sx``, ``Sy``, ``Lx``,
+  ``Ly`` as above; ``loss = sum(ex * ((x - Mx) - (y - My))) / Sx + (Ly - Lx)``
+  summing only kept elements with ``ex != 0`` (``0 log 0 = 0``, also against
+  ``y = -inf``), then clipped below at 0 (NaN stays NaN);
+  ``grad = (ey / Sy - ex / Sx) / T`` on kept elements, 0 on masked ones.
+  NaN loss and gradient (kept elements) when ``Mx`` or ``My`` is not finite;
+  loss 0 and gradient 0 for a row with nothing kept. Equal logits give
+  exactly 0. No ``T**2`` factor.
+* ``binary_cross_entropy`` sums ``-(xlogy(p, q) + xlog1py(1 - p, -q))``:
+  ``xlogy(0, q) = 0`` unless ``q`` is NaN, ``xlog1py(0, y) = 0`` unless ``y``
+  is NaN; no clamping (``q == 0`` with ``p > 0`` gives ``+inf``).
+* ``binary_cross_entropy_with_logits`` sums
+  ``w * t * softplus(-z) + (1 - t) * softplus(z)`` (``w = pos_weight``, 1 if
+  None), ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` with NaN kept through
+  the max; a term whose coefficient (``w * t`` or ``1 - t``) is 0 is 0 unless
+  ``z`` is NaN.
+* Float32 input is computed in float64 (loss, sign and gradient rounded once
+  at the end); results match ``reference`` within the conformance tolerance,
+  special values exactly.
 """
 
 from __future__ import annotations
