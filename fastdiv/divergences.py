@@ -103,8 +103,8 @@ def cross_entropy(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     Examples
     --------
     >>> import fastdiv
-    >>> float(fastdiv.cross_entropy([0.5, 0.5], [0.25, 0.75], base=2))
-    1.2075187496394219
+    >>> round(float(fastdiv.cross_entropy([0.5, 0.5], [0.25, 0.75], base=2)), 12)
+    1.207518749639
     """
     job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base)
     job.backend.cross_entropy(*job.operands, job.where, normalize, job.acc, job.num_threads)
@@ -140,12 +140,12 @@ def kl_divergence(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     Examples
     --------
     >>> import fastdiv
-    >>> float(fastdiv.kl_divergence([0.5, 0.5], [0.25, 0.75], base=2))
-    0.20751874963942196
+    >>> round(float(fastdiv.kl_divergence([0.5, 0.5], [0.25, 0.75], base=2)), 12)
+    0.207518749639
     >>> import numpy as np
     >>> p = np.array([[0.2, 0.8], [0.5, 0.5]])
     >>> fastdiv.kl_divergence(p, [0.5, 0.5])  # q broadcast to every row
-    array([0.19274794, 0.        ])
+    array([0.19274476, 0.        ])
     """
     job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base)
     job.backend.kl_divergence(*job.operands, job.where, normalize, job.acc, job.num_threads)
