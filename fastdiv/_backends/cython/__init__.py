@@ -1,0 +1,27 @@
+"""The Cython + OpenMP backend: fused SIMD row kernels, parallel over rows.
+
+The compiled module ``_kernels`` implements the kernel contract of
+:mod:`fastdiv._backends`; this package re-exports it. The SIMD path
+(``baseline``, ``avx2``, ``avx512``) is chosen at the first kernel call: the
+best the CPU runs, or the one named by ``$FASTDIV_SIMD``.
+"""
+
+from fastdiv._backends.cython._kernels import (
+    cross_entropy,
+    entr,
+    entropy,
+    info,
+    js_divergence,
+    kl_divergence,
+    rel_entr,
+)
+
+__all__ = [
+    "cross_entropy",
+    "entr",
+    "entropy",
+    "info",
+    "js_divergence",
+    "kl_divergence",
+    "rel_entr",
+]

@@ -1,0 +1,208 @@
+/*
+ * fastdiv row kernels: one C source compiled for several instruction sets,
+ * chosen at run time.
+ *
+ * fd_simd_math.h (log, exact residuals) and fd_simd_kernels.h (the row
+ * loops) are included once per instruction set below, under a function
+ * attribute that compiles them for that set, with name suffixes; within
+ * each set fd_simd_kernels.h is included once per type pair, so float and
+ * double come from the same source. fd_table(isa) hands _kernels.pyx the
+ * function pointers of one set; fd_cpu_supports(isa) says whether this CPU
+ * can run it.
+ *
+ * Build flags this file relies on (setup.py): -O3 -fno-math-errno
+ * -fno-trapping-math -ffp-contract=off and -fopenmp-simd (or -fopenmp), and
+ * never -ffast-math (it would make every NaN test constant-false).
+ */
+#ifndef FASTDIV_FD_KERNELS_H
+#define FASTDIV_FD_KERNELS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { FD_OP_ENTROPY = 0, FD_OP_CROSS_ENTROPY = 1, FD_OP_KL = 2, FD_OP_JS = 3 };
+enum { FD_MAP_ENTR = 0, FD_MAP_REL_ENTR = 1, FD_MAP_LOG = 2 };
+enum { FD_SCALE_NONE = 0, FD_SCALE_MULTIPLY = 1, FD_SCALE_DIVIDE = 2 };
+enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3 };
+
+/* Elements per block: the unit of the KL / JS edge-case check. */
+#define FD_BLOCK 256
+
+/* Reduction over one row segment: adds to acc = {sum, compensation}.
+ * mode FD_SCALE_MULTIPLY: sp, sq are reciprocals of the row sums;
+ * FD_SCALE_DIVIDE: they are the row sums themselves. */
+typedef void (*fd_reduce_fn)(const void *p, const void *q, const unsigned char *w,
+                             ptrdiff_t n, int mode, double sp, double sq, double *acc);
+/* Row-segment sums for normalize: acc[0:2] for p, acc[2:4] for q (q may be NULL). */
+typedef void (*fd_sums_fn)(const void *p, const void *q, const unsigned char *w,
+                           ptrdiff_t n, double *acc);
+/* Elementwise over one row segment; q is ignored by entr. */
+typedef void (*fd_map_fn)(const void *p, const void *q, void *out, ptrdiff_t n);
+
+typedef struct {
+    fd_reduce_fn reduce[4];   /* indexed by FD_OP_* */
+    fd_sums_fn sums;
+    fd_map_fn map[3];         /* indexed by FD_MAP_*; FD_MAP_LOG is for tests */
+} fd_kernel_set;
+
+typedef struct {
+    const char *name;
+    const fd_kernel_set *f64;        /* double in, double math */
+    const fd_kernel_set *f32;        /* float in, float math (sums in double) */
+    const fd_kernel_set *f32_wide;   /* float in, double math */
+} fd_isa_table;
+
+/* ------------------------------------------------------------ shared bits */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FD_ALWAYS_INLINE __attribute__((always_inline)) inline
+#define FD_DO_PRAGMA(x) _Pragma(#x)
+#define FD_PRAGMA_SIMD(clauses) FD_DO_PRAGMA(omp simd clauses)
+#define FD_INF_D __builtin_inf()
+#define FD_NAN_D __builtin_nan("")
+#define FD_INF_F __builtin_inff()
+#define FD_NAN_F __builtin_nanf("")
+#else
+#define FD_ALWAYS_INLINE __forceinline
+#define FD_PRAGMA_SIMD(clauses)
+#define FD_INF_D ((double)INFINITY)
+#define FD_NAN_D ((double)NAN)
+#define FD_INF_F ((float)INFINITY)
+#define FD_NAN_F ((float)NAN)
+#define __builtin_fma fma
+#define __builtin_fmaf fmaf
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define FD_X86_DISPATCH 1
+#else
+#define FD_X86_DISPATCH 0
+#endif
+
+static inline uint64_t fd_bits_d(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return u; }
+static inline double fd_from_bits_d(uint64_t u) { double x; memcpy(&x, &u, sizeof x); return x; }
+static inline uint32_t fd_bits_f(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+static inline float fd_from_bits_f(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* Scalar Neumaier step: (s, c) += x. */
+static inline void fd_neumaier_add(double *s, double *c, double x)
+{
+    const double t = *s + x;
+    *c += (fabs(*s) >= fabs(x)) ? ((*s - t) + x) : ((x - t) + *s);
+    *s = t;
+}
+
+#define FD_CAT2(a, b) a##_##b
+#define FD_CAT(a, b) FD_CAT2(a, b)
+#define FD_N(name) FD_CAT(name, FD_ISA)
+#define FD_NT(name) FD_CAT(FD_N(name), FD_TS)
+
+/* Instantiates fd_simd_math.h and the three type pairs of fd_simd_kernels.h
+ * for the instruction set named by FD_ISA / FD_TARGET / FD_HAVE_FMA. */
+#define FD_INLINE static FD_ALWAYS_INLINE FD_TARGET
+
+/* ------------------------------------------------ baseline (every machine) */
+
+#define FD_ISA baseline
+#define FD_TARGET
+#if defined(__FP_FAST_FMA) && defined(__FP_FAST_FMAF)
+#define FD_HAVE_FMA 1
+#else
+#define FD_HAVE_FMA 0
+#endif
+#include "fd_simd_isa.h"
+#undef FD_ISA
+#undef FD_TARGET
+#undef FD_HAVE_FMA
+
+#if FD_X86_DISPATCH
+#ifdef __clang__
+#define FD_WIDE_VECTORS
+#else
+#define FD_WIDE_VECTORS ",prefer-vector-width=512"
+#endif
+
+/* ------------------------------------------------------------- AVX2 + FMA */
+
+#define FD_ISA avx2
+#define FD_TARGET __attribute__((target("avx2,fma,bmi,bmi2")))
+#define FD_HAVE_FMA 1
+#include "fd_simd_isa.h"
+#undef FD_ISA
+#undef FD_TARGET
+#undef FD_HAVE_FMA
+
+/* ---------------------------------------------------------------- AVX-512 */
+
+#define FD_ISA avx512
+#define FD_TARGET \
+    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,bmi,bmi2" FD_WIDE_VECTORS)))
+#define FD_HAVE_FMA 1
+#include "fd_simd_isa.h"
+#undef FD_ISA
+#undef FD_TARGET
+#undef FD_HAVE_FMA
+#endif /* FD_X86_DISPATCH */
+
+/* ------------------------------------------------------------- dispatch */
+
+static const fd_isa_table fd_tables[FD_ISA_COUNT] = {
+    {"baseline", &kernel_set_baseline_f64, &kernel_set_baseline_f32,
+     &kernel_set_baseline_f32w},
+#if FD_X86_DISPATCH
+    {"avx2", &kernel_set_avx2_f64, &kernel_set_avx2_f32, &kernel_set_avx2_f32w},
+    {"avx512", &kernel_set_avx512_f64, &kernel_set_avx512_f32, &kernel_set_avx512_f32w},
+#endif
+};
+
+/* The kernels of instruction set `isa`, or NULL when it was not compiled in. */
+static const fd_isa_table *fd_table(int isa)
+{
+    if (isa < 0 || isa >= FD_ISA_COUNT || fd_tables[isa].name == NULL)
+        return NULL;
+    return &fd_tables[isa];
+}
+
+/* Whether this CPU (and OS) can run the kernels of `isa`. */
+static int fd_cpu_supports(int isa)
+{
+    if (fd_table(isa) == NULL)
+        return 0;
+#if FD_X86_DISPATCH
+    __builtin_cpu_init();
+    if (isa == FD_ISA_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+               && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+    if (isa == FD_ISA_AVX512)
+        return fd_cpu_supports(FD_ISA_AVX2) && __builtin_cpu_supports("avx512f")
+               && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+               && __builtin_cpu_supports("avx512bw");
+#endif
+    return isa == FD_ISA_BASELINE;
+}
+
+static int fd_openmp_enabled(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static int fd_omp_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+#endif /* FASTDIV_FD_KERNELS_H */

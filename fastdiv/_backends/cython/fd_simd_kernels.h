@@ -1,0 +1,376 @@
+/*
+ * Row kernels for ONE instruction set and ONE (storage, compute) type pair.
+ *
+ * fd_kernels.h includes this file for every instruction set and, inside
+ * each, three times: double/double, float/float and float/double (the last
+ * for normalize=True and the elementwise functions on float32, where
+ * float64 arithmetic is worth its cost). Macros set by the includer:
+ *   FD_T   storage type of p and q      FD_C   type the terms are computed in
+ *   FD_NT(name)                         name with ISA and type suffix
+ *   FD_C_F64                            1 when FD_C is double
+ * Terms are always summed in double; with FD_C double the lanes carry
+ * Neumaier compensation (KL terms of near-identical rows cancel strongly).
+ * No include guard on purpose.
+ */
+
+#if FD_C_F64
+#define FD_LOG FD_N(fd_log_d)
+#define FD_RESID FD_N(fd_resid_d)
+#define FD_FMA_C FD_FMA
+#define FD_C_MIN 0x1p-1022
+#define FD_C_MAX 1.7976931348623157e308
+#define FD_C_INF FD_INF_D
+#define FD_C_NAN FD_NAN_D
+#if FD_HAVE_FMA
+#define FD_RESID_SAFE(r, b) 1
+#else
+#define FD_RESID_SAFE(r, b) (((r) < 0x1p995) & ((b) < 0x1p995))
+#endif
+#else
+#define FD_LOG FD_N(fd_log_f)
+#define FD_RESID FD_N(fd_resid_f)
+#define FD_FMA_C FD_FMAF
+#define FD_C_MIN 0x1p-126f
+#define FD_C_MAX 3.40282347e38f
+#define FD_C_INF FD_INF_F
+#define FD_C_NAN FD_NAN_F
+#define FD_RESID_SAFE(r, b) 1
+#endif
+
+/* ------------------------------------------------------- per-element terms */
+
+/* scipy.special.entr: -x log x; 0 at 0; -inf below 0; NaN stays NaN. */
+FD_INLINE FD_C FD_NT(entr_term)(FD_C x)
+{
+    const FD_C t = -x * FD_LOG(x);
+    return x > 0 ? t : (x == 0 ? (FD_C)0 : (x < 0 ? -FD_C_INF : x));
+}
+
+/* -scipy.special.xlogy(p, q): 0 where p == 0 and q is not NaN. */
+FD_INLINE FD_C FD_NT(xent_term)(FD_C p, FD_C q)
+{
+    const FD_C t = -(p * FD_LOG(q));
+    return ((p == 0) & (q == q)) ? (FD_C)0 : t;
+}
+
+/*
+ * rel_entr fast path: with r = p/q rounded and e = p - r q exact,
+ * p log(p/q) = p log(r) + e up to second order in e/p (relative 2^-106), and
+ * log(r) is relatively accurate near r = 1, so nearly equal p and q keep all
+ * their digits. Valid (kl_fast_ok) for p > 0 with r a finite normal number,
+ * and for the p == 0 <= q zeros, which it returns as 0.
+ */
+FD_INLINE FD_C FD_NT(kl_fast)(FD_C p, FD_C q)
+{
+    const FD_C r = p / q;
+    const FD_C t = FD_FMA_C(p, FD_LOG(r), FD_RESID(p, r, q));
+    return ((p == 0) & (q >= 0)) ? (FD_C)0 : t;
+}
+
+FD_INLINE int FD_NT(kl_fast_ok)(FD_C p, FD_C q)
+{
+    const FD_C r = p / q;
+    return ((p > 0) & (r >= FD_C_MIN) & (r <= FD_C_MAX) & FD_RESID_SAFE(r, q))
+           | ((p == 0) & (q >= 0));
+}
+
+/* rel_entr with every SciPy edge case; scalar, for blocks kl_fast_ok rejects. */
+static FD_TARGET FD_C FD_NT(kl_exact)(FD_C p, FD_C q)
+{
+    if (p != p || q != q)
+        return FD_C_NAN;
+    if (p > 0 && q > 0) {
+        const FD_C r = p / q;
+        if (r >= FD_C_MIN && r <= FD_C_MAX && FD_RESID_SAFE(r, q))
+            return FD_FMA_C(p, FD_LOG(r), FD_RESID(p, r, q));
+        return p * (FD_LOG(p) - FD_LOG(q));
+    }
+    if (p == 0 && q >= 0)
+        return 0;
+    return FD_C_INF;
+}
+
+/*
+ * rel_entr(p, m) + rel_entr(q, m), m = (p + q) / 2. With S = p + q = s + lo
+ * exactly (two-sum) and r = 2p / s, e = 2p - r s exact:
+ * p log(2p / S) = p log(r) + (e - r lo) / 2 to second order. Valid
+ * (js_fast_ok) for finite p, q >= 0 whose sum is below half the largest
+ * number (so 2p and 2q do not overflow).
+ */
+FD_INLINE FD_C FD_NT(js_half_term)(FD_C a, FD_C s, FD_C lo)
+{
+    const FD_C a2 = a + a;
+    const FD_C r = a2 / s;
+    const FD_C t = FD_FMA_C(a, FD_LOG(r), (FD_C)0.5 * (FD_RESID(a2, r, s) - r * lo));
+    return a == 0 ? (FD_C)0 : t;
+}
+
+FD_INLINE FD_C FD_NT(js_fast)(FD_C p, FD_C q)
+{
+    const FD_C s = p + q;
+    const FD_C bb = s - p;
+    const FD_C lo = (p - (s - bb)) + (q - bb);
+    return FD_NT(js_half_term)(p, s, lo) + FD_NT(js_half_term)(q, s, lo);
+}
+
+/* Also rejects a ratio 2p / s that underflows to 0 (log would give -inf). */
+FD_INLINE int FD_NT(js_fast_ok)(FD_C p, FD_C q)
+{
+    const FD_C s = p + q;
+    const int p_ok = (p == 0) | ((p + p) / s > 0);
+    const int q_ok = (q == 0) | ((q + q) / s > 0);
+    return (p >= 0) & (q >= 0) & (s <= (FD_C)0.5 * FD_C_MAX) & FD_RESID_SAFE(s, s) & p_ok & q_ok;
+}
+
+/* One half of js_fast, also where 2a / s underflows. Needs 0 <= a <= s finite. */
+static FD_TARGET FD_C FD_NT(js_half_exact)(FD_C a, FD_C s, FD_C lo)
+{
+    if (a == 0)
+        return 0;
+    if ((a + a) / s > 0)
+        return FD_NT(js_half_term)(a, s, lo);
+    return a * ((FD_LOG(a) - FD_LOG(s)) + (FD_C)0.6931471805599453);
+}
+
+static FD_TARGET FD_C FD_NT(js_exact)(FD_C p, FD_C q)
+{
+    if (p != p || q != q)
+        return FD_C_NAN;
+    if (p < 0 || q < 0)
+        return FD_C_INF;
+    if (p == FD_C_INF || q == FD_C_INF)
+        return FD_C_NAN;            /* as the reference: the log1p argument is NaN */
+    FD_C scale = 1;
+    if (!((p + q <= (FD_C)0.5 * FD_C_MAX) && FD_RESID_SAFE(p + q, p + q))) {
+        /* the terms are homogeneous of degree 1: scale huge inputs down */
+        scale = (FD_C)0x1p64;
+        p *= (FD_C)0x1p-64;
+        q *= (FD_C)0x1p-64;
+    }
+    const FD_C s = p + q;
+    const FD_C bb = s - p;
+    const FD_C lo = (p - (s - bb)) + (q - bb);
+    return scale * (FD_NT(js_half_exact)(p, s, lo) + FD_NT(js_half_exact)(q, s, lo));
+}
+
+/* Every edge case, scalar: the term of reduction `op`. */
+static FD_TARGET FD_C FD_NT(term_exact)(int op, FD_C p, FD_C q)
+{
+    switch (op) {
+    case FD_OP_ENTROPY: return FD_NT(entr_term)(p);
+    case FD_OP_CROSS_ENTROPY: return FD_NT(xent_term)(p, q);
+    case FD_OP_KL: return FD_NT(kl_exact)(p, q);
+    default: return FD_NT(js_exact)(p, q);
+    }
+}
+
+/* ------------------------------------------------------------- reductions */
+
+/*
+ * Adds the terms of p[0:n] (and q) to acc = {sum, compensation}.
+ * op, masked and scaled are compile-time constants after inlining; scaled
+ * multiplies p by ip and q by iq (reciprocals of the row sums).
+ */
+FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scaled,
+                                  const FD_T *p, const FD_T *q, const unsigned char *w,
+                                  ptrdiff_t n, FD_C ip, FD_C iq, double *acc)
+{
+    const int has_slow_path = (op == FD_OP_KL) | (op == FD_OP_JS);
+    double total = acc[0], comp = acc[1];
+    for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
+        const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
+        const FD_T *pb = p + start;
+        const FD_T *qb = (op == FD_OP_ENTROPY) ? pb : q + start;
+        const unsigned char *wb = masked ? w + start : 0;
+        double s = 0.0, c = 0.0;
+        int bad = 0;
+        FD_PRAGMA_SIMD(reduction(+ : s, c) reduction(| : bad))
+        for (ptrdiff_t i = 0; i < m; i++) {
+            FD_C x = (FD_C)pb[i], y = (FD_C)qb[i], t;
+            int ok = 1;
+            if (scaled) {
+                x *= ip;
+                y *= iq;
+            }
+            if (op == FD_OP_ENTROPY) {
+                t = FD_NT(entr_term)(x);
+            } else if (op == FD_OP_CROSS_ENTROPY) {
+                t = FD_NT(xent_term)(x, y);
+            } else if (op == FD_OP_KL) {
+                t = FD_NT(kl_fast)(x, y);
+                ok = FD_NT(kl_fast_ok)(x, y);
+            } else {
+                t = FD_NT(js_fast)(x, y);
+                ok = FD_NT(js_fast_ok)(x, y);
+            }
+            if (masked) {
+                const int keep = wb[i] != 0;
+                t = keep ? t : (FD_C)0;
+                ok = ok | !keep;
+            }
+            if (has_slow_path)
+                bad |= !ok;
+#if FD_C_F64
+            {   /* Neumaier, per lane */
+                const double sum = s + t;
+                c += (fabs(s) >= fabs(t)) ? ((s - sum) + t) : ((t - sum) + s);
+                s = sum;
+            }
+#else
+            s += (double)t;
+#endif
+        }
+        if (has_slow_path && bad) {
+            s = 0.0;
+            c = 0.0;
+            for (ptrdiff_t i = 0; i < m; i++) {
+                if (masked && !wb[i])
+                    continue;
+                FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
+                if (scaled) {
+                    x *= ip;
+                    y *= iq;
+                }
+                fd_neumaier_add(&s, &c, (double)FD_NT(term_exact)(op, x, y));
+            }
+        }
+        fd_neumaier_add(&total, &comp, s);
+        comp += c;
+    }
+    acc[0] = total;
+    acc[1] = comp;
+}
+
+/* The same reduction, one scalar element at a time, dividing by the row sums. */
+static FD_TARGET void FD_NT(reduce_divided)(int op, const FD_T *p, const FD_T *q,
+                                            const unsigned char *w, ptrdiff_t n,
+                                            double sp, double sq, double *acc)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        if (w && !w[i])
+            continue;
+        const FD_C x = (FD_C)((double)p[i] / sp);
+        const FD_C y = (op == FD_OP_ENTROPY) ? x : (FD_C)((double)q[i] / sq);
+        fd_neumaier_add(&acc[0], &acc[1], (double)FD_NT(term_exact)(op, x, y));
+    }
+}
+
+#define FD_DEFINE_REDUCTION(fname, op)                                                        \
+    static FD_TARGET void FD_NT(fname)(const void *p, const void *q, const unsigned char *w, \
+                                       ptrdiff_t n, int mode, double sp, double sq,           \
+                                       double *acc)                                           \
+    {                                                                                         \
+        const FD_T *pt = (const FD_T *)p, *qt = (const FD_T *)q;                              \
+        if (mode == FD_SCALE_DIVIDE)                                                          \
+            FD_NT(reduce_divided)(op, pt, qt, w, n, sp, sq, acc);                             \
+        else if (mode == FD_SCALE_MULTIPLY) {                                                 \
+            if (w)                                                                            \
+                FD_NT(reduce_body)(op, 1, 1, pt, qt, w, n, (FD_C)sp, (FD_C)sq, acc);          \
+            else                                                                              \
+                FD_NT(reduce_body)(op, 0, 1, pt, qt, w, n, (FD_C)sp, (FD_C)sq, acc);          \
+        } else {                                                                              \
+            if (w)                                                                            \
+                FD_NT(reduce_body)(op, 1, 0, pt, qt, w, n, 1, 1, acc);                        \
+            else                                                                              \
+                FD_NT(reduce_body)(op, 0, 0, pt, qt, w, n, 1, 1, acc);                        \
+        }                                                                                     \
+    }
+
+FD_DEFINE_REDUCTION(entropy, FD_OP_ENTROPY)
+FD_DEFINE_REDUCTION(cross_entropy, FD_OP_CROSS_ENTROPY)
+FD_DEFINE_REDUCTION(kl_divergence, FD_OP_KL)
+FD_DEFINE_REDUCTION(js_divergence, FD_OP_JS)
+
+/* Row sums for normalize: sums[0:2] for p, sums[2:4] for q (if q), Neumaier. */
+FD_INLINE void FD_NT(sums_body)(const int masked, const FD_T *p, const unsigned char *w,
+                                ptrdiff_t n, double *acc)
+{
+    for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
+        const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
+        double s = 0.0;
+        FD_PRAGMA_SIMD(reduction(+ : s))
+        for (ptrdiff_t i = 0; i < m; i++) {
+            const double x = (double)p[start + i];
+            s += masked ? (w[start + i] ? x : 0.0) : x;
+        }
+        fd_neumaier_add(&acc[0], &acc[1], s);
+    }
+}
+
+static FD_TARGET void FD_NT(sums)(const void *p, const void *q, const unsigned char *w,
+                                  ptrdiff_t n, double *acc)
+{
+    if (w) {
+        FD_NT(sums_body)(1, (const FD_T *)p, w, n, acc);
+        if (q)
+            FD_NT(sums_body)(1, (const FD_T *)q, w, n, acc + 2);
+    } else {
+        FD_NT(sums_body)(0, (const FD_T *)p, w, n, acc);
+        if (q)
+            FD_NT(sums_body)(0, (const FD_T *)q, w, n, acc + 2);
+    }
+}
+
+/* ------------------------------------------------------------ elementwise */
+
+/* out may be p or q itself (element for element): every loop reads element
+ * i before it writes element i, which `omp simd` keeps true. */
+static FD_TARGET void FD_NT(entr_map)(const void *p, const void *q, void *out, ptrdiff_t n)
+{
+    const FD_T *pt = (const FD_T *)p;
+    FD_T *o = (FD_T *)out;
+    (void)q;
+    FD_PRAGMA_SIMD()
+    for (ptrdiff_t i = 0; i < n; i++)
+        o[i] = (FD_T)FD_NT(entr_term)((FD_C)pt[i]);
+}
+
+static FD_TARGET void FD_NT(rel_entr_map)(const void *p, const void *q, void *out, ptrdiff_t n)
+{
+    const FD_T *pt = (const FD_T *)p, *qt = (const FD_T *)q;
+    FD_T *o = (FD_T *)out;
+    FD_C buf[FD_BLOCK];
+    for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
+        const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
+        int bad = 0;
+        FD_PRAGMA_SIMD(reduction(| : bad))
+        for (ptrdiff_t i = 0; i < m; i++) {
+            const FD_C x = (FD_C)pt[start + i], y = (FD_C)qt[start + i];
+            buf[i] = FD_NT(kl_fast)(x, y);
+            bad |= !FD_NT(kl_fast_ok)(x, y);
+        }
+        if (bad)
+            for (ptrdiff_t i = 0; i < m; i++)
+                buf[i] = FD_NT(kl_exact)((FD_C)pt[start + i], (FD_C)qt[start + i]);
+        FD_PRAGMA_SIMD()
+        for (ptrdiff_t i = 0; i < m; i++)
+            o[start + i] = (FD_T)buf[i];
+    }
+}
+
+/* The vector log itself, so that the tests can measure it. */
+static FD_TARGET void FD_NT(log_map)(const void *p, const void *q, void *out, ptrdiff_t n)
+{
+    const FD_T *pt = (const FD_T *)p;
+    FD_T *o = (FD_T *)out;
+    (void)q;
+    FD_PRAGMA_SIMD()
+    for (ptrdiff_t i = 0; i < n; i++)
+        o[i] = (FD_T)FD_LOG((FD_C)pt[i]);
+}
+
+static const fd_kernel_set FD_NT(kernel_set) = {
+    {FD_NT(entropy), FD_NT(cross_entropy), FD_NT(kl_divergence), FD_NT(js_divergence)},
+    FD_NT(sums),
+    {FD_NT(entr_map), FD_NT(rel_entr_map), FD_NT(log_map)},
+};
+
+#undef FD_LOG
+#undef FD_RESID
+#undef FD_FMA_C
+#undef FD_C_MIN
+#undef FD_C_MAX
+#undef FD_C_INF
+#undef FD_C_NAN
+#undef FD_RESID_SAFE
+#undef FD_DEFINE_REDUCTION

@@ -1,0 +1,113 @@
+/*
+ * Vectorisable log and exact residuals for ONE instruction set.
+ *
+ * fd_kernels.h includes this file once per instruction set, with
+ *   FD_ISA       name suffix (baseline, avx2, avx512),
+ *   FD_INLINE    "static inline, always inlined, compiled for FD_ISA",
+ *   FD_HAVE_FMA  1 when the target has a fused multiply-add instruction.
+ * No include guard on purpose.
+ *
+ * log(x) is written on bit patterns with selects instead of branches so that
+ * GCC vectorises the loops that call it. Method (Tang / fdlibm style):
+ *   x = 2^k * m with m in [sqrt(2)/2, sqrt(2)),  f = m - 1 (exact),
+ *   s = f / (2 + f),  log(1 + f) = 2 atanh(s) = f - hfsq + s (hfsq + R(s^2)),
+ *   hfsq = f^2 / 2, R a polynomial; log(x) = k ln2_hi + (... + k ln2_lo).
+ * The coefficients of R are our own Chebyshev fits (mpmath.chebyfit of
+ * (2 atanh(s)/s - 2) / z, z = s^2 in [0, (3 - 2 sqrt 2)^2]): degree 6 in z
+ * for double (error of R below 2^-57), degree 3 for float (below 2^-35).
+ * Subnormals are scaled into the normal range first; 0, negatives, inf and
+ * NaN are fixed up by selects at the end.
+ */
+
+/* ---------------------------------------------------------------- double */
+
+FD_INLINE double FD_N(fd_log_d)(double x)
+{
+    const int tiny = x < 0x1p-1022;               /* also 0 and negatives */
+    const double xs = tiny ? x * 0x1p54 : x;
+    const double k_shift = tiny ? 54.0 : 0.0;
+    const uint64_t ix = fd_bits_d(xs);
+    /* k + 1024, where ix - bits(sqrt(2)/2) = k * 2^52 + (mantissa offset) */
+    const uint64_t kb = (ix - 0x3fe6a09e667f3bcdULL + 0x4000000000000000ULL) >> 52;
+    const double m = fd_from_bits_d(ix - (kb << 52) + 0x4000000000000000ULL);
+    /* kb < 2^51, so adding it to the bits of 1.5 * 2^52 adds it to the value */
+    const double k = fd_from_bits_d(0x4338000000000000ULL + kb) - (0x1.8p52 + 1024.0) - k_shift;
+
+    const double f = m - 1.0;
+    const double hfsq = 0.5 * f * f;
+    const double s = f / (2.0 + f);
+    const double z = s * s;
+    const double w = z * z;
+    /* R(z) = z (c1 + c2 z + ... + c7 z^6), split into odd and even powers of z */
+    const double even = w * FD_FMA(w, FD_FMA(w, 0x1.39fe606542ddep-3, 0x1.c71c62e5800a1p-3),
+                                   0x1.99999999952e2p-2);
+    const double odd = z * FD_FMA(w, FD_FMA(w, FD_FMA(w, 0x1.2b584aae78a57p-3,
+                                                      0x1.7462b4ab2ef6bp-3),
+                                            0x1.2492492df148dp-2),
+                                  0x1.5555555555558p-1);
+    const double r = odd + even;
+    const double ln2_hi = 0x1.62e42fefa3000p-1;     /* low 12 bits zero: k * ln2_hi exact */
+    const double ln2_lo = 2.8235290563031577e-13;
+    const double y = k * ln2_hi - ((hfsq - FD_FMA(s, hfsq + r, k * ln2_lo)) - f);
+
+    const int regular = (x > 0.0) & (x < FD_INF_D);
+    const double special = (x == 0.0) ? -FD_INF_D : ((x < 0.0) ? FD_NAN_D : x);
+    return regular ? y : special;
+}
+
+/* a - r * b, exact whenever the true residual is representable (no over- or underflow). */
+FD_INLINE double FD_N(fd_resid_d)(double a, double r, double b)
+{
+#if FD_HAVE_FMA
+    return __builtin_fma(-r, b, a);
+#else
+    /* Dekker's exact product; needs |r|, |b| < 2^995 (see FD_RESID_SAFE_D). */
+    const double split = 134217729.0;            /* 2^27 + 1 */
+    double t = r * split;
+    const double rh = t - (t - r), rl = r - rh;
+    t = b * split;
+    const double bh = t - (t - b), bl = b - bh;
+    const double h = r * b;
+    const double l = ((rh * bh - h) + rh * bl + rl * bh) + rl * bl;
+    return (a - h) - l;
+#endif
+}
+
+/* ----------------------------------------------------------------- float */
+
+FD_INLINE float FD_N(fd_log_f)(float x)
+{
+    const int tiny = x < 0x1p-126f;
+    const float xs = tiny ? x * 0x1p25f : x;
+    const float k_shift = tiny ? 25.0f : 0.0f;
+    const uint32_t ix = fd_bits_f(xs);
+    const uint32_t kb = (ix - 0x3f3504f3u + 0x40000000u) >> 23;      /* k + 128 */
+    const float m = fd_from_bits_f(ix - (kb << 23) + 0x40000000u);
+    const float k = (float)(int32_t)kb - 128.0f - k_shift;
+
+    const float f = m - 1.0f;
+    const float hfsq = 0.5f * f * f;
+    const float s = f / (2.0f + f);
+    const float z = s * s;
+    const float w = z * z;
+    const float even = w * FD_FMAF(w, 0x1.ddced8p-3f, 0x1.9999ecp-2f);
+    const float odd = z * FD_FMAF(w, 0x1.245c44p-2f, 0x1.555556p-1f);
+    const float r = odd + even;
+    const float ln2_hi = 0x1.62e4p-1f;              /* low 9 bits zero: k * ln2_hi exact */
+    const float ln2_lo = 0x1.7f7d1cp-20f;
+    const float y = k * ln2_hi - ((hfsq - FD_FMAF(s, hfsq + r, k * ln2_lo)) - f);
+
+    const int regular = (x > 0.0f) & (x < FD_INF_F);
+    const float special = (x == 0.0f) ? -FD_INF_F : ((x < 0.0f) ? FD_NAN_F : x);
+    return regular ? y : special;
+}
+
+/* a - r * b exactly (float); without FMA the double product is exact. */
+FD_INLINE float FD_N(fd_resid_f)(float a, float r, float b)
+{
+#if FD_HAVE_FMA
+    return __builtin_fmaf(-r, b, a);
+#else
+    return (float)((double)a - (double)r * (double)b);
+#endif
+}
