@@ -488,7 +488,8 @@ def _class_index_rows(target: np.ndarray, job: LossJob, axis, ignore_index) -> n
         raise ValueError(
             f"integer target (class indices) has shape {target.shape}, but it must have "
             f"the logits' shape {job.shape} without axis {axis!r}: {job.result_shape}"
-            + ("; for probability targets pass a floating array" if target.shape == job.shape else "")
+            + ("; for probability targets pass a floating array"
+               if target.shape == job.shape else "")
         )
     n = job.operands[0].shape[1]
     indices = target.reshape(-1)
@@ -548,7 +549,8 @@ def prepare_softmax_cross_entropy(
         target = _as_array(target, "target")
         if ignore_index is not None:
             raise ValueError(
-                f"ignore_index applies to integer class targets only; target has dtype {target.dtype}"
+                "ignore_index applies to integer class targets only; "
+                f"target has dtype {target.dtype}"
             )
         batch_shape = _axis_layout(logits.shape, axis)[3]
         try:

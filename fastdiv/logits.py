@@ -151,7 +151,14 @@ def softmax(z, axis=-1, *, out=None):
 
 
 def softmax_cross_entropy(
-    logits, target, axis=-1, *, label_smoothing=0.0, ignore_index=None, where=None, return_grad=False
+    logits,
+    target,
+    axis=-1,
+    *,
+    label_smoothing=0.0,
+    ignore_index=None,
+    where=None,
+    return_grad=False,
 ):
     """Cross-entropy of ``softmax(logits)`` against a target, one value per row.
 
@@ -234,7 +241,9 @@ def softmax_cross_entropy(
     return job.finish()
 
 
-def kl_divergence_logits(logits_p, logits_q, axis=-1, *, temperature=1.0, where=None, return_grad=False):
+def kl_divergence_logits(
+    logits_p, logits_q, axis=-1, *, temperature=1.0, where=None, return_grad=False
+):
     """``KL(softmax(logits_p / T) || softmax(logits_q / T))`` per row, fused.
 
     The distillation loss: ``logits_p`` are the teacher's, ``logits_q`` the
@@ -373,7 +382,8 @@ def binary_cross_entropy_with_logits(
     Examples
     --------
     >>> import fastdiv
-    >>> fastdiv.binary_cross_entropy_with_logits([[800.0, -800.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 0.0]])
+    >>> z = [[800.0, -800.0], [0.0, 0.0]]
+    >>> fastdiv.binary_cross_entropy_with_logits(z, [[1.0, 1.0], [1.0, 0.0]])
     array([800.        ,   1.38629436])
     """
     job = prepare_binary_cross_entropy_with_logits(

@@ -175,9 +175,10 @@ def test_kl_divergence_logits_conforms(backend, dtype):
         mask = rng.random(a.shape) < 0.8
         both = np.maximum(np.where(np.isfinite(a), np.abs(a), 0), np.where(np.isfinite(b), np.abs(b), 0))
         for kwargs in ({}, {"temperature": 2.5}, {"where": mask}, {"temperature": 0.5, "where": mask}):
+            scale = both / kwargs.get("temperature", 1.0)
             for return_grad in (False, True):
                 compare(backend, "kl_divergence_logits", dtype, (a, b),
-                        {**kwargs, "return_grad": return_grad}, scale_from=both / kwargs.get("temperature", 1.0))
+                        {**kwargs, "return_grad": return_grad}, scale_from=scale)
         compare(backend, "kl_divergence_logits", dtype, (a, a), {"return_grad": True}, scale_from=a)
 
 
