@@ -46,13 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes and few repeats: under a minute on two cores")
+                        help="small sizes, few repeats, compiled backends only, no "
+                             "first-call measurement: under a minute on two cores")
     parser.add_argument("--ops", type=_csv, metavar="OP,...",
                         help="ops to run (default: every op fastdiv has)")
     parser.add_argument("--dtype", type=_csv, metavar="DTYPE,...",
                         help="float32, float64 or both (default)")
     parser.add_argument("--backend", type=_csv, metavar="NAME,...",
-                        help="fastdiv backends (default: every available one)")
+                        help="fastdiv backends (default: every available one; with --quick "
+                             "the compiled ones)")
     parser.add_argument("--sizes", type=_csv, metavar="SIZE,...",
                         help=f"default: {','.join(data.DEFAULT_SIZES)}; "
                              f"--quick: {','.join(data.QUICK_SIZES)}")
@@ -68,10 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tolerance", type=float, default=0.25, metavar="FRACTION",
                         help="--compare flags a slowdown beyond this fraction (default 0.25)")
     parser.add_argument("--no-peers", action="store_true", help="time fastdiv only")
-    parser.add_argument("--no-first-call", action="store_true",
-                        help="skip the Numba cold/warm cache first-call measurement")
+    parser.add_argument("--first-call", action=argparse.BooleanOptionalAction, default=None,
+                        help="measure Numba's first-call time with a cold and a warm cache "
+                             "in fresh processes (default: on, off with --quick)")
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     return parser
+
+
+def _default_backends(quick: bool) -> list[str]:
+    """Every available backend; with ``--quick`` the compiled ones only, if any
+    (the reference backend still checks every result)."""
+    available = fastdiv.available_backends()
+    compiled = [name for name in available if name != "reference"]
+    return compiled if quick and compiled else available
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -97,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     bad = [d for d in dtypes if d not in ("float32", "float64")]
     if bad:
         parser.error(f"unknown dtype(s) {', '.join(bad)}; choose float32, float64")
-    backends = args.backend or fastdiv.available_backends()
+    backends = args.backend or _default_backends(args.quick)
     bad = [b for b in backends if b not in fastdiv._backends.BACKEND_NAMES]
     if bad:
         parser.error(f"unknown backend(s) {', '.join(bad)}; "
@@ -113,8 +124,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         backends=backends,
         threads=threads,
         repeat=repeat,
-        min_repeat_s=0.005 if args.quick else 0.02,
-        budget_s=0.3 if args.quick else 3.0,
+        min_repeat_s=0.002 if args.quick else 0.02,
+        budget_s=0.2 if args.quick else 3.0,
         peers=not args.no_peers,
     )
     return Options(
@@ -122,7 +133,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         out=args.out,
         compare=args.compare,
         tolerance=args.tolerance,
-        first_call=not args.no_first_call and "numba" in backends,
+        first_call=(not args.quick if args.first_call is None else args.first_call)
+        and "numba" in backends,
         plot=not args.no_plot,
         quick=args.quick,
     )
@@ -143,11 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     first_calls = None
     if options.first_call:
         console.print("Numba first-call times (fresh processes, cold then warm cache)...")
-        labels = [op.label for op in settings.ops]
         first_calls = firstcall.measure_first_calls(
-            labels[:1] if options.quick else labels,
-            ["float64"] if options.quick else settings.dtypes,
-            settings.threads,
+            [op.label for op in settings.ops], settings.dtypes, settings.threads
         )
     comparison = None
     if options.compare is not None:

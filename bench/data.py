@@ -138,6 +138,7 @@ def make_input(kind: str, size: Size, dtype, *, shared_row: bool = False) -> np.
         return rng.integers(0, size.n, size=size.rows, dtype=np.int64)
     if kind in ("p", "q"):
         weights = rng.standard_exponential(shape, dtype=dtype)
+        weights += np.finfo(dtype).eps  # no exact zeros: naive peers would give NaN
         weights /= weights.sum(axis=-1, keepdims=True)
         return weights
     if kind in ("z", "z2"):

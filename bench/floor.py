@@ -6,6 +6,7 @@ floor`` says how far a kernel is from the machine's limit. The sum is a Numba
 ``prange`` loop over fixed chunks of the flattened arrays (so one long row
 uses every thread too), compiled once per dtype; without Numba, NumPy sums of
 contiguous pieces run in a thread pool (NumPy releases the GIL while it sums).
+Small arrays are summed by NumPy on one thread.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import numpy as np
 from bench.timing import Timing, measure
 
 CHUNK = 1 << 16  # elements per parallel task
+#: Arrays smaller than this are summed on one thread, as the kernels do: a
+#: parallel launch would measure the thread pool's wake-up, not bandwidth.
+SERIAL_MAX = 1 << 17
 
 
 @functools.cache
@@ -87,6 +91,8 @@ class Floor:
         big = [a for a in flat if a.size == largest and a.dtype.kind == "f"]
         rest = [a for a in flat if not any(a is b for b in big)]
         total = sum(float(a.sum()) for a in rest)
+        if largest < SERIAL_MAX:
+            return total + sum(float(a.sum()) for a in big)
         if self.engine == "numba":
             return total + self._numba_sum(big)
         return total + self._numpy_sum(big)

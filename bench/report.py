@@ -137,6 +137,7 @@ def _print_table(console_, title: str, columns, rows, right=()) -> None:
     if HAVE_RICH:
         from rich import box
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
         for column in columns:
@@ -151,7 +152,7 @@ def _print_table(console_, title: str, columns, rows, right=()) -> None:
             style = "red" if "FAILED" in row[-1] else ("dim" if row[-1].startswith("skipped") else None)
             if row[2].startswith("fastdiv") and style is None:
                 style = "bold"
-            table.add_row(*row, style=style)
+            table.add_row(*(Text(cell) for cell in row), style=style)
         console_.print(table)
         return
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)

@@ -6,16 +6,18 @@ fastdiv backends and the op's installed peers. Each candidate, in turn:
 1. is called once on the full batch and its sampled rows are checked against
    the reference backend (this call is also the warm-up: Numba compiles here);
    a mismatch or an exception makes the record ``FAILED`` and nothing is timed;
-2. is called once more under the memory probe (a second warm-up);
-3. is timed (:func:`bench.timing.measure`).
+2. is called once more under the memory probe (a second warm-up), and its
+   loop and repeat counts are chosen.
 
-Then the floor for the case's arrays is measured, and speed-ups against the
-op's SciPy baseline are filled in.
+Then the candidates that passed and the read-bandwidth floor on the same
+arrays are timed round-robin (:func:`bench.timing.measure_interleaved`), and
+speed-ups against the op's SciPy baseline are filled in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -27,7 +29,7 @@ from bench.cases import Op, Peer
 from bench.data import InputCache, Size
 from bench.floor import Floor
 from bench.memory import peak_extra_bytes
-from bench.timing import measure
+from bench.timing import Plan, calibrate, measure_interleaved
 
 #: The reference backend is timed only up to this many elements (it is slow
 #: and builds full temporaries); above it, it still serves as the gate.
@@ -136,10 +138,21 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0][:200]
 
 
-def run_candidate(
+@dataclass
+class Prepared:
+    """A candidate after the gate: its record, and for one that passed, the
+    call to time and how (``plan``)."""
+
+    candidate: Candidate
+    record: dict
+    call: Callable[[], object] | None = None
+    plan: Plan | None = None
+
+
+def prepare_candidate(
     case: Case, candidate: Candidate, arrays, by_row, sample_rows, expected, settings: Settings
-) -> dict:
-    """Gate, memory and timing of one candidate; never raises.
+) -> Prepared:
+    """Gate, memory probe and timing plan of one candidate; never raises.
 
     Parameters
     ----------
@@ -154,46 +167,87 @@ def run_candidate(
 
     Returns
     -------
-    dict
-        The record: ``status`` is ``"ok"`` (with ``median_s`` etc.),
-        ``"FAILED"`` (with ``detail``) or ``"skipped"``.
+    Prepared
+        ``record["status"]`` is ``"FAILED"`` (with ``detail``) or
+        ``"skipped"``, or still None with ``call`` and ``plan`` set when the
+        candidate is to be timed. ``first_call_s`` is the gate call's time
+        (Numba compiles there unless its cache is warm).
     """
     record = _record(case, candidate, arrays)
+    prepared = Prepared(candidate, record)
     if (
         candidate.kind == "fastdiv"
         and candidate.library == "reference"
         and case.size.elements > REFERENCE_TIMING_MAX_ELEMENTS
     ):
         record.update(status=SKIPPED, detail="reference is timed on small sizes only")
-        return record
+        return prepared
     if isinstance(expected, BaseException):
         record.update(status=FAILED, detail=f"no reference result: {_describe(expected)}")
-        return record
+        return prepared
     try:
         with candidate.active():
             call = candidate.make(arrays)
+            started = time.perf_counter()
             if candidate.mean:
                 sample = gate.take_rows(arrays, by_row, sample_rows)
                 verdict = gate.check_mean(candidate.make(sample)(), expected, case.dtype)
             else:
                 verdict = gate.check_rows(call(), expected, sample_rows, case.dtype)
+            record["first_call_s"] = time.perf_counter() - started
             record["gate_error"] = verdict.error
             if not verdict.ok:
                 record.update(status=FAILED, detail=verdict.detail)
-                return record
+                return prepared
+            started = time.perf_counter()
             record["peak_bytes"] = peak_extra_bytes(call)
-            timing = measure(
+            prepared.plan = calibrate(
                 call,
                 repeat=settings.repeat,
                 min_repeat_s=settings.min_repeat_s,
                 budget_s=settings.budget_s,
+                estimate_s=time.perf_counter() - started,
             )
+            prepared.call = call
     except Exception as error:  # a broken backend or peer is reported, never fatal
         record.update(status=FAILED, detail=_describe(error))
-        return record
-    record.update(timing.as_dict(), status=OK)
-    record["bytes_per_s"] = record["bytes_read"] / timing.median
-    return record
+    return prepared
+
+
+def time_case(prepared: Sequence[Prepared], floor_call, settings: Settings) -> float | None:
+    """Time the gated candidates and the floor round-robin; fills the records.
+
+    Returns
+    -------
+    float or None
+        The floor's median time (None if the floor failed).
+    """
+    timed = [p for p in prepared if p.call is not None]
+    floor_calls, floor_plans = [], []
+    try:
+        floor_call()  # warm-up (compiles the floor kernel for this dtype once)
+        floor_plans.append(calibrate(
+            floor_call, repeat=settings.repeat, min_repeat_s=settings.min_repeat_s,
+            budget_s=settings.budget_s,
+        ))
+        floor_calls.append(floor_call)
+    except Exception:  # no floor: ratios to it are left out, the rest goes on
+        pass
+    timings = measure_interleaved(
+        [p.call for p in timed] + floor_calls,
+        [p.plan for p in timed] + floor_plans,
+        contexts=[p.candidate.active for p in timed] + [contextlib.nullcontext] * len(floor_calls),
+    )
+    for p, timing in zip(timed, timings):
+        if isinstance(timing, Exception):
+            p.record.update(status=FAILED, detail=f"while timed: {_describe(timing)}")
+            continue
+        p.record.update(timing.as_dict(), status=OK)
+        p.record["bytes_per_s"] = p.record["bytes_read"] / timing.median
+    floor_timing = timings[len(timed):]
+    if not floor_timing or isinstance(floor_timing[0], Exception):
+        return None
+    return floor_timing[0].median
 
 
 def fill_ratios(records: list[dict], baseline: str, floor_s: float | None) -> None:
@@ -220,9 +274,10 @@ def run(
     Returns
     -------
     list of dict
-        One record per case and candidate, see :func:`run_candidate`, plus
-        ``speedup`` (against the op's SciPy baseline), ``floor_s`` and
-        ``floor_ratio``.
+        One record per case and candidate, see :func:`prepare_candidate`,
+        with, for the timed ones, ``median_s``, ``min_s``, ``times_s``,
+        ``loops``, ``bytes_per_s``, ``speedup`` (against the op's SciPy
+        baseline) and ``floor_ratio``; and ``floor_s`` for every record.
     """
     cases = plan(settings) if cases is None else cases
     on_step = on_step or (lambda description: None)
@@ -230,10 +285,10 @@ def run(
     records: list[dict] = []
     floor = Floor(settings.threads)
     try:
-        inputs, floors = None, {}
+        inputs = None
         for case in cases:
             if inputs is None or (inputs.size, inputs.dtype) != (case.size, np.dtype(case.dtype)):
-                inputs, floors = None, {}  # free the previous size's arrays first
+                inputs = None  # free the previous size's arrays first
                 inputs = InputCache(case.size, case.dtype)
             arrays, by_row = inputs.operands(case.op.inputs)
             sample_rows = gate.sample_rows(case.size.rows, case.size.n)
@@ -244,24 +299,16 @@ def run(
             except Exception as error:
                 expected = error
             title = f"{case.op.label} {case.dtype} {case.size.spec}"
-            found = []
+            prepared = []
             for candidate in case.candidates:
                 on_step(f"{title} {candidate.name}")
-                found.append(
-                    run_candidate(
-                        case, candidate, arrays, by_row, sample_rows, expected, settings
-                    )
-                )
-            on_step(f"{title} floor")
-            key = tuple(id(a) for a in arrays)
-            if key not in floors:
-                floors[key] = floor.time(
-                    arrays,
-                    repeat=settings.repeat,
-                    min_repeat_s=settings.min_repeat_s,
-                    budget_s=settings.budget_s,
-                ).median
-            fill_ratios(found, case.op.baseline, floors[key])
+                prepared.append(prepare_candidate(
+                    case, candidate, arrays, by_row, sample_rows, expected, settings
+                ))
+            on_step(f"{title} timing")
+            floor_s = time_case(prepared, lambda: floor.stream(arrays), settings)
+            found = [p.record for p in prepared]
+            fill_ratios(found, case.op.baseline, floor_s)
             records += found
     finally:
         floor.close()

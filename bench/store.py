@@ -17,7 +17,7 @@ RECORD_KEYS = (
 #: Keys a record with status "ok" has in addition.
 TIMED_KEYS = (
     "median_s", "min_s", "times_s", "loops", "bytes_per_s", "peak_bytes", "speedup",
-    "floor_ratio", "gate_error",
+    "floor_ratio", "gate_error", "first_call_s",
 )
 TOP_KEYS = ("schema", "created", "elapsed_s", "settings", "machine", "results",
             "first_calls", "comparison")

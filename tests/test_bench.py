@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 
+import fastdiv
+
 pytest.importorskip("scipy")
 
 from bench import SCHEMA, cases, cli, compare, data, gate, memory, runner, store, timing  # noqa: E402
@@ -34,10 +36,23 @@ def test_defaults_cover_every_available_op_and_the_issue_sizes():
 
 
 def test_quick_uses_small_sizes_and_few_repeats():
-    settings = cli.parse_args(["--quick"]).settings
+    options = cli.parse_args(["--quick"])
+    settings = options.settings
     assert [s.name for s in settings.sizes] == list(data.QUICK_SIZES)
     assert settings.repeat == 3
     assert max(s.elements for s in settings.sizes) <= 2**21
+    assert not options.first_call
+    compiled = [b for b in fastdiv.available_backends() if b != "reference"]
+    assert settings.backends == (compiled or ["reference"])
+
+
+def test_first_call_measurement_needs_numba():
+    assert not cli.parse_args(["--backend", "reference"]).first_call
+    assert not cli.parse_args(["--backend", "reference", "--first-call"]).first_call
+    if "numba" in fastdiv.available_backends():
+        assert cli.parse_args([]).first_call
+        assert cli.parse_args(["--quick", "--first-call"]).first_call
+        assert not cli.parse_args(["--no-first-call"]).first_call
 
 
 def test_explicit_flags_override_quick(tmp_path):
@@ -188,6 +203,26 @@ def test_a_kernel_that_raises_is_failed_and_the_run_goes_on():
     assert ok["status"] == "ok"
 
 
+def test_a_kernel_that_fails_while_timed_is_failed():
+    def fails_later(arrays):
+        right = _scipy_kl(arrays)
+        calls = itertools.count()
+
+        def call():
+            if next(calls) >= 2:  # the gate and the memory probe pass
+                raise MemoryError("only now")
+            return right()
+
+        return call
+
+    case = runner.Case(KL, "float64", TINY, [_candidate("flaky", fails_later)])
+    # min_repeat_s=0: the memory probe's time stands in for calibration calls
+    (record,) = runner.run(_settings(min_repeat_s=0.0), [case])
+    assert record["status"] == "FAILED"
+    assert record["detail"] == "while timed: MemoryError: only now"
+    assert "median_s" not in record
+
+
 def test_an_unavailable_backend_is_failed():
     record = _run_one(runner.Candidate("fastdiv[nope]", "fastdiv", "nope", KL.make))
     assert record["status"] == "FAILED"
@@ -251,7 +286,7 @@ def _reject_constant(name):
 def test_json_file_has_the_documented_schema(tmp_path):
     status = cli.main([
         "--ops", "kl_divergence,entropy", "--sizes", "tiny,16x8/b", "--dtype", "float64",
-        "--backend", "reference", "--repeat", "3", "--no-first-call", "--no-plot",
+        "--backend", "reference", "--repeat", "3", "--no-plot",
         "--out", str(tmp_path),
     ])
     assert status == 0
@@ -339,7 +374,7 @@ def test_compare_matches_on_shape_not_order():
 
 def test_main_with_compare_writes_the_comparison(tmp_path):
     argv = ["--ops", "entropy", "--sizes", "tiny", "--dtype", "float64", "--backend",
-            "reference", "--repeat", "3", "--no-first-call", "--no-plot"]
+            "reference", "--repeat", "3", "--no-plot"]
     assert cli.main(argv + ["--out", str(tmp_path / "old")]) == 0
     old_path = tmp_path / "old" / "results.json"
     old = store.load(old_path)
@@ -371,6 +406,21 @@ def test_measure_loops_short_calls_and_limits_slow_ones():
     # each read advances 1 s: 7 repeats would exceed a 2 s budget, but 3 is the minimum
     slow = timing.measure(lambda: None, repeat=7, budget_s=2.0, clock=_fake_clock(1.0))
     assert slow.loops == 1 and len(slow.times) == timing.MIN_REPEATS
+    # a known estimate replaces the calibration call: every call is a timed repeat
+    calls = []
+    timed = timing.measure(lambda: calls.append(1), repeat=4, min_repeat_s=0.5, budget_s=10,
+                           estimate_s=1.0, clock=_fake_clock(1.0))
+    assert len(calls) == len(timed.times) == 4
+
+
+def test_interleaved_timing_goes_round_robin():
+    order = []
+    calls = [lambda: order.append("a"), lambda: order.append("b")]
+    plans = [timing.Plan(loops=2, repeats=2), timing.Plan(loops=1, repeats=3)]
+    timings = timing.measure_interleaved(calls, plans, clock=_fake_clock(1.0))
+    assert order == ["a", "a", "b", "a", "a", "b", "b"]
+    assert [len(t.times) for t in timings] == [2, 3]
+    assert timings[0].median == pytest.approx(0.5)  # one clock step per repeat of two calls
 
 
 @pytest.mark.parametrize("engine", ["numpy", "numba"])
