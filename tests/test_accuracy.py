@@ -105,7 +105,9 @@ def test_kl_divergence_near_identical(rel):
 
 @pytest.mark.parametrize("rel", [1e-3, 1e-6])
 def test_kl_divergence_float32_is_float64_accumulated(rel):
+    """float32 terms may be computed in float32 math, but they are summed in float64."""
     rng = np.random.default_rng(32)
+    ours_total = scipy_total = 0
     for _ in range(4):
         p, q = near_identical(rng, 1000, rel, np.float32)
         terms = exact_kl_terms(p, q)
@@ -114,9 +116,12 @@ def test_kl_divergence_float32_is_float64_accumulated(rel):
         result = fastdiv.kl_divergence(p, q)
         assert result.dtype == np.float32
         ours = _abs_err(result, exact)
-        # One float32 rounding of the result plus float64-level summation error.
-        assert ours <= EPS32 * abs(exact) + 64 * EPS64 * scale
-        assert ours <= _abs_err(sc.rel_entr(p, q).sum(), exact) + EPS32 * abs(exact)
+        # One float32 rounding of the result, a couple of float32 ulp per term, and no
+        # float32 summation error (that would be ~log2(n) ulp per term).
+        assert ours <= EPS32 * abs(exact) + 2 * EPS32 * scale
+        ours_total += ours
+        scipy_total += _abs_err(sc.rel_entr(p, q).sum(), exact)
+    assert ours_total <= scipy_total  # no worse than SciPy, over the trials
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -201,10 +201,13 @@ def test_memory_layouts(name):
     want = expected(name, p, q)
     for (label_p, lp), (label_q, lq) in itertools.product(_layouts(p), _layouts(q)):
         result = call(name, lp, lq)
-        np.testing.assert_allclose(result, want, rtol=1e-13, err_msg=f"p {label_p}, q {label_q}")
+        np.testing.assert_allclose(
+            result, want, rtol=1e-13, atol=1e-14, err_msg=f"p {label_p}, q {label_q}"
+        )
     for label, lp in _layouts(p):
         np.testing.assert_allclose(
-            call(name, lp, q, axis=0), expected(name, p, q, axis=0), rtol=1e-13, err_msg=label
+            call(name, lp, q, axis=0), expected(name, p, q, axis=0), rtol=1e-13, atol=1e-14,
+            err_msg=label,
         )
 
 
