@@ -87,8 +87,9 @@ def _labels(p, q=None):
 
 
 def _atol(dtype):
-    # Subnormal results carry fewer digits than normal ones.
-    return 2 * float(np.finfo(dtype).smallest_subnormal)
+    # Subnormal results carry fewer digits than normal ones, and float32 kernels may
+    # round subnormal intermediates (e.g. m = (p + q) / 2) a few times.
+    return 16 * float(np.finfo(dtype).smallest_subnormal)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
