@@ -25,7 +25,6 @@ from cpython.buffer cimport (
     PyObject_GetBuffer,
 )
 from cython.parallel cimport prange
-from libc.math cimport fabs, ldexp
 from libc.stdlib cimport calloc, free, malloc
 
 
@@ -39,7 +38,6 @@ cdef extern from "fd_kernels.h" nogil:
         FD_MAP_REL_ENTR
         FD_MAP_LOG
         FD_SCALE_NONE
-        FD_SCALE_MULTIPLY
         FD_SCALE_DIVIDE
         FD_ISA_BASELINE
         FD_ISA_AVX2
@@ -82,9 +80,6 @@ cdef enum:
     CHUNK = 65536
     SPLIT_ROWS_BELOW = 16
 
-# Row sums outside [SUM_TINY, SUM_HUGE] have reciprocals that overflow or lose digits.
-cdef double SUM_TINY = ldexp(1.0, -1020)
-cdef double SUM_HUGE = ldexp(1.0, 1020)
 
 _ISA_NAMES = ("baseline", "avx2", "avx512")
 _ENV_SIMD = "FASTDIV_SIMD"
@@ -214,19 +209,12 @@ cdef struct ReduceJob:
     double *scale             # 2 per row, likewise
 
 
-cdef inline bint _awkward(double s) noexcept nogil:
-    """A nonzero finite sum whose reciprocal is not a safe multiplier."""
-    cdef double a = fabs(s)
-    return a != 0.0 and a - a == 0.0 and not (SUM_TINY <= a <= SUM_HUGE)
-
-
 cdef inline double _finish(int op, double total, double compensation) noexcept nogil:
     """The row result from its Neumaier pair. An infinite total makes the
     compensation NaN (inf - inf), so it is then left out."""
     if total - total == 0.0:
         total = total + compensation
     if op == FD_OP_JS:
-        total = 0.5 * total
         if total < 0.0:       # rounding only; NaN fails the test and stays
             total = 0.0
     return total
@@ -234,18 +222,10 @@ cdef inline double _finish(int op, double total, double compensation) noexcept n
 
 cdef inline void _scales(const double *sums, bint has_q, int *mode,
                          double *sp, double *sq) noexcept nogil:
-    """How to divide by the row sums: multiply by reciprocals unless a sum is so
-    small or large that its reciprocal would overflow or lose digits."""
-    cdef double s_p = _finish(FD_OP_KL, sums[0], sums[1])
-    cdef double s_q = _finish(FD_OP_KL, sums[2], sums[3]) if has_q else 1.0
-    if _awkward(s_p) or _awkward(s_q):
-        mode[0] = FD_SCALE_DIVIDE
-        sp[0] = s_p
-        sq[0] = s_q
-    else:
-        mode[0] = FD_SCALE_MULTIPLY
-        sp[0] = 1.0 / s_p
-        sq[0] = 1.0 / s_q
+    """Normalize divides each row by its (masked) sums."""
+    mode[0] = FD_SCALE_DIVIDE
+    sp[0] = _finish(FD_OP_KL, sums[0], sums[1])
+    sq[0] = _finish(FD_OP_KL, sums[2], sums[3]) if has_q else 1.0
 
 
 cdef inline void _unit_bounds(const ReduceJob *job, Py_ssize_t unit, Py_ssize_t *row,

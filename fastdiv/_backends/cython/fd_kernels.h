@@ -28,15 +28,14 @@
 
 enum { FD_OP_ENTROPY = 0, FD_OP_CROSS_ENTROPY = 1, FD_OP_KL = 2, FD_OP_JS = 3 };
 enum { FD_MAP_ENTR = 0, FD_MAP_REL_ENTR = 1, FD_MAP_LOG = 2 };
-enum { FD_SCALE_NONE = 0, FD_SCALE_MULTIPLY = 1, FD_SCALE_DIVIDE = 2 };
+enum { FD_SCALE_NONE = 0, FD_SCALE_DIVIDE = 1 };
 enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3 };
 
 /* Elements per block: the unit of the KL / JS edge-case check. */
 #define FD_BLOCK 256
 
 /* Reduction over one row segment: adds to acc = {sum, compensation}.
- * mode FD_SCALE_MULTIPLY: sp, sq are reciprocals of the row sums;
- * FD_SCALE_DIVIDE: they are the row sums themselves. */
+ * mode FD_SCALE_DIVIDE (normalize): p and q are divided by sp and sq. */
 typedef void (*fd_reduce_fn)(const void *p, const void *q, const unsigned char *w,
                              ptrdiff_t n, int mode, double sp, double sq, double *acc);
 /* Row-segment sums for normalize: acc[0:2] for p, acc[2:4] for q (q may be NULL). */

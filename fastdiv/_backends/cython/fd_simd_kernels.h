@@ -91,17 +91,18 @@ static FD_TARGET FD_C FD_NT(kl_exact)(FD_C p, FD_C q)
 }
 
 /*
- * rel_entr(p, m) + rel_entr(q, m), m = (p + q) / 2. With S = p + q = s + lo
- * exactly (two-sum) and r = 2p / s, e = 2p - r s exact:
- * p log(2p / S) = p log(r) + (e - r lo) / 2 to second order. Valid
- * (js_fast_ok) for finite p, q >= 0 whose sum is below half the largest
- * number (so 2p and 2q do not overflow).
+ * (rel_entr(p, m) + rel_entr(q, m)) / 2, m = (p + q) / 2: the JS term, halved
+ * per element like the reference so that sums near the float maximum do not
+ * overflow. With S = p + q = s + lo exactly (two-sum) and r = 2p / s,
+ * e = 2p - r s exact: p log(2p / S) = p log(r) + (e - r lo) / 2 to second
+ * order. Valid (js_fast_ok) for finite p, q >= 0 whose sum is below half the
+ * largest number (so 2p and 2q do not overflow).
  */
 FD_INLINE FD_C FD_NT(js_half_term)(FD_C a, FD_C s, FD_C lo)
 {
     const FD_C a2 = a + a;
     const FD_C r = a2 / s;
-    const FD_C t = FD_FMA_C(a, FD_LOG(r), (FD_C)0.5 * (FD_RESID(a2, r, s) - r * lo));
+    const FD_C t = (FD_C)0.5 * FD_FMA_C(a, FD_LOG(r), (FD_C)0.5 * (FD_RESID(a2, r, s) - r * lo));
     return a == 0 ? (FD_C)0 : t;
 }
 
@@ -129,7 +130,7 @@ static FD_TARGET FD_C FD_NT(js_half_exact)(FD_C a, FD_C s, FD_C lo)
         return 0;
     if ((a + a) / s > 0)
         return FD_NT(js_half_term)(a, s, lo);
-    return a * ((FD_LOG(a) - FD_LOG(s)) + (FD_C)0.6931471805599453);
+    return (FD_C)0.5 * (a * ((FD_LOG(a) - FD_LOG(s)) + (FD_C)0.6931471805599453));
 }
 
 static FD_TARGET FD_C FD_NT(js_exact)(FD_C p, FD_C q)
@@ -169,11 +170,12 @@ static FD_TARGET FD_C FD_NT(term_exact)(int op, FD_C p, FD_C q)
 /*
  * Adds the terms of p[0:n] (and q) to acc = {sum, compensation}.
  * op, masked and scaled are compile-time constants after inlining; scaled
- * multiplies p by ip and q by iq (reciprocals of the row sums).
+ * divides p by sp and q by sq (the row sums; division, not multiplication by
+ * a reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
  */
 FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scaled,
                                   const FD_T *p, const FD_T *q, const unsigned char *w,
-                                  ptrdiff_t n, FD_C ip, FD_C iq, double *acc)
+                                  ptrdiff_t n, FD_C sp, FD_C sq, double *acc)
 {
     const int has_slow_path = (op == FD_OP_KL) | (op == FD_OP_JS);
     double total = acc[0], comp = acc[1];
@@ -189,8 +191,8 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
             FD_C x = (FD_C)pb[i], y = (FD_C)qb[i], t;
             int ok = 1;
             if (scaled) {
-                x *= ip;
-                y *= iq;
+                x /= sp;
+                y /= sq;
             }
             if (op == FD_OP_ENTROPY) {
                 t = FD_NT(entr_term)(x);
@@ -228,8 +230,8 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
                     continue;
                 FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
                 if (scaled) {
-                    x *= ip;
-                    y *= iq;
+                    x /= sp;
+                    y /= sq;
                 }
                 fd_neumaier_add(&s, &c, (double)FD_NT(term_exact)(op, x, y));
             }
@@ -241,29 +243,13 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
     acc[1] = comp;
 }
 
-/* The same reduction, one scalar element at a time, dividing by the row sums. */
-static FD_TARGET void FD_NT(reduce_divided)(int op, const FD_T *p, const FD_T *q,
-                                            const unsigned char *w, ptrdiff_t n,
-                                            double sp, double sq, double *acc)
-{
-    for (ptrdiff_t i = 0; i < n; i++) {
-        if (w && !w[i])
-            continue;
-        const FD_C x = (FD_C)((double)p[i] / sp);
-        const FD_C y = (op == FD_OP_ENTROPY) ? x : (FD_C)((double)q[i] / sq);
-        fd_neumaier_add(&acc[0], &acc[1], (double)FD_NT(term_exact)(op, x, y));
-    }
-}
-
 #define FD_DEFINE_REDUCTION(fname, op)                                                        \
     static FD_TARGET void FD_NT(fname)(const void *p, const void *q, const unsigned char *w, \
                                        ptrdiff_t n, int mode, double sp, double sq,           \
                                        double *acc)                                           \
     {                                                                                         \
         const FD_T *pt = (const FD_T *)p, *qt = (const FD_T *)q;                              \
-        if (mode == FD_SCALE_DIVIDE)                                                          \
-            FD_NT(reduce_divided)(op, pt, qt, w, n, sp, sq, acc);                             \
-        else if (mode == FD_SCALE_MULTIPLY) {                                                 \
+        if (mode == FD_SCALE_DIVIDE) {                                                        \
             if (w)                                                                            \
                 FD_NT(reduce_body)(op, 1, 1, pt, qt, w, n, (FD_C)sp, (FD_C)sq, acc);          \
             else                                                                              \
