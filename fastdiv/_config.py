@@ -184,8 +184,12 @@ def config_info() -> dict:
         if not _backends.is_available(name):
             backends[name] = {"available": False}
             continue
-        module = _backends.load(name)
-        details = module.info() if hasattr(module, "info") else {}
+        try:
+            module = _backends.load(name)
+            details = module.info() if hasattr(module, "info") else {}
+        except Exception as error:  # a broken install must not break show_config
+            backends[name] = {"available": False, "error": f"{type(error).__name__}: {error}"}
+            continue
         backends[name] = {"available": True, **details}
     return {
         "selected backend": get_backend(),
@@ -216,7 +220,8 @@ def show_config() -> None:
     print(f"  threads: {info['threads']}")
     for name, details in info["backends"].items():
         if not details["available"]:
-            print(f"  backend {name}: not available")
+            reason = f" ({details['error']})" if "error" in details else ""
+            print(f"  backend {name}: not available{reason}")
             continue
         extras = ", ".join(f"{k}={v}" for k, v in details.items() if k != "available")
         print(f"  backend {name}: available" + (f" ({extras})" if extras else ""))

@@ -205,3 +205,14 @@ def test_show_config(capsys, restore_config):
     import numpy as np
 
     assert f"numpy {np.__version__}" in text
+
+
+def test_show_config_survives_a_backend_that_fails_to_load(monkeypatch, capsys, restore_config):
+    monkeypatch.setitem(_backends._MODULES, "numba", "fastdiv._no_such_backend_module")
+    monkeypatch.setitem(_backends._REQUIREMENTS, "numba", "numpy")  # looks available
+    monkeypatch.delitem(_backends._loaded, "numba", raising=False)
+    fastdiv.set_backend("reference")
+    fastdiv.show_config()
+    text = capsys.readouterr().out
+    assert "backend numba: not available (ModuleNotFoundError" in text
+    assert "backend reference: available" in text
