@@ -33,12 +33,19 @@ def _as_array(value, name: str) -> np.ndarray:
     return array
 
 
-def compute_dtype(arrays) -> np.dtype:
+def compute_dtype(arrays, inputs=None) -> np.dtype:
     """The floating dtype the kernels see for these inputs.
 
     Booleans and integers become float64, float16 becomes float32, float32,
     float64 and longdouble stay as they are; mixed inputs promote as NumPy does.
+    Where ``inputs`` (the values before conversion) holds a Python scalar, it
+    promotes weakly as in NumPy 2, so ``rel_entr(float32_array, 0.5)`` stays float32.
     """
+    if inputs is not None:
+        arrays = [
+            value if isinstance(value, (int, float)) and not isinstance(value, np.generic) else array
+            for value, array in zip(inputs, arrays)
+        ]
     dtype = np.result_type(*arrays)
     if dtype.kind in "biu":
         return np.dtype(np.float64)
@@ -203,7 +210,7 @@ def prepare_reduction(inputs, names, axis=-1, where=None, keepdims=False, out=No
     ReductionJob
     """
     arrays = [_as_array(a, name) for a, name in zip(inputs, names)]
-    dtype = compute_dtype(arrays)
+    dtype = compute_dtype(arrays, inputs)
     shape = _broadcast_shape(arrays, names)
     mask = _where_mask(where, shape)
     base = _check_base(base)
@@ -274,7 +281,7 @@ def prepare_elementwise(inputs, names, out=None):
     ElementwiseJob
     """
     arrays = [_as_array(a, name) for a, name in zip(inputs, names)]
-    dtype = compute_dtype(arrays)
+    dtype = compute_dtype(arrays, inputs)
     shape = _broadcast_shape(arrays, names)
     _check_out(out, shape, dtype)
     n = shape[-1] if shape else 1

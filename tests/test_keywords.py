@@ -286,6 +286,17 @@ def test_mixed_dtypes_promote_as_numpy_does():
     assert fastdiv.rel_entr(np.float16(0.5), p32).dtype == np.float32
 
 
+def test_python_scalars_promote_weakly_like_scipy():
+    p32 = np.array([0.5, 0.25], np.float32)
+    for q in (0.5, 2, True):
+        assert fastdiv.rel_entr(p32, q).dtype == sc.rel_entr(p32, q).dtype == np.float32
+        assert fastdiv.kl_divergence(p32, q).dtype == np.float32
+    assert fastdiv.rel_entr(p32, np.float64(0.5)).dtype == np.float64  # NumPy scalar: strong
+    assert fastdiv.rel_entr(0.5, 0.25).dtype == np.float64
+    assert fastdiv.rel_entr(1, 2).dtype == np.float64
+    assert fastdiv.entr(np.float16(0.5)).dtype == np.float32
+
+
 def test_longdouble_is_computed_in_longdouble():
     if np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps:
         pytest.skip("longdouble is float64 here")
