@@ -59,7 +59,9 @@ class Op:
     ``label`` tells variants apart (``softmax_cross_entropy[grad]``);
     ``kwargs`` are fixed keyword arguments of the fastdiv call;
     ``baseline`` names the SciPy peer that speed-ups are measured against;
-    ``elementwise`` ops return an array of the input's shape.
+    ``elementwise`` ops return an array of the input's shape (they write as
+    much as they read, which the read-only floor does not count);
+    ``broadcast`` ops also run on broadcast sizes (second operand ``(n,)``).
     """
 
     label: str

@@ -113,6 +113,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     if bad:
         parser.error(f"unknown backend(s) {', '.join(bad)}; "
                      f"choose from {', '.join(fastdiv._backends.BACKEND_NAMES)}")
+    if args.compare is not None:
+        from bench import store
+
+        try:
+            store.load(args.compare)
+        except (OSError, ValueError) as error:
+            parser.error(f"--compare: {error}")
     threads = args.threads if args.threads is not None else fastdiv.get_num_threads()
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 7)
     if threads < 1 or repeat < 1:

@@ -50,7 +50,7 @@ def sample_rows(rows: int, n: int) -> np.ndarray:
     Examples
     --------
     >>> sample_rows(1024, 32768)
-    array([   0,  146,  292,  438,  584,  730,  877, 1023])
+    array([   0,  146,  292,  438,  585,  731,  877, 1023])
     """
     count = max(1, min(rows, SAMPLE_ROWS, SAMPLE_ELEMENTS // max(n, 1)))
     return np.unique(np.linspace(0, rows - 1, count).round().astype(np.intp))

@@ -45,7 +45,7 @@ def save(document: dict, path: Path) -> Path | None:
             ax.plot([x for x, _ in points], [y for _, y in points],
                     marker="o" if dtype == "float64" else "s",
                     linestyle="-" if dtype == "float64" else "--",
-                    label=f"{impl.removeprefix('fastdiv')} {dtype}")
+                    label=f"{impl.removeprefix('fastdiv[').rstrip(']')} {dtype}")
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_title(op)
@@ -55,8 +55,9 @@ def save(document: dict, path: Path) -> Path | None:
     for ax in list(axes.flat)[len(ops):]:
         ax.set_visible(False)
     machine = document["machine"]
-    figure.suptitle(f"fastdiv vs SciPy on {machine['cpu']}, {machine['threads']} threads")
-    figure.tight_layout()
+    figure.suptitle(f"fastdiv vs SciPy on {machine['cpu']}, {machine['threads']} threads "
+                    "(above 1: faster than SciPy)")
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
     path = Path(path)
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sys
+import time
 from collections.abc import Callable, Iterator
 
 import fastdiv
@@ -111,9 +113,13 @@ def heading(settings, case_count: int) -> str:
 
 @contextlib.contextmanager
 def progress(console_, total: int) -> Iterator[Callable[[str], None]]:
-    """A progress bar; yields ``step(description)``, called before each step."""
-    if not HAVE_RICH:
-        yield lambda description: None
+    """A progress bar; yields ``step(description)``, called before each step.
+
+    Outside a terminal (a CI log, a pipe) it prints a plain line to stderr at
+    most every 15 seconds instead.
+    """
+    if not HAVE_RICH or not getattr(console_, "is_terminal", False):
+        yield _plain_progress(total)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -131,6 +137,21 @@ def progress(console_, total: int) -> Iterator[Callable[[str], None]]:
 
         yield step
         bar.update(task, completed=total)
+
+
+def _plain_progress(total: int, every_s: float = 15.0) -> Callable[[str], None]:
+    started = time.monotonic()
+    state = {"done": 0, "last": started}
+
+    def step(description: str) -> None:
+        now = time.monotonic()
+        if now - state["last"] >= every_s:
+            state["last"] = now
+            print(f"[{state['done']}/{total}, {now - started:.0f} s] {description}",
+                  file=sys.stderr, flush=True)
+        state["done"] += 1
+
+    return step
 
 
 def _print_table(console_, title: str, columns, rows, right=()) -> None:
@@ -169,8 +190,11 @@ def print_results(console_, document: dict) -> None:
     right = ("time", "vs SciPy", "GB/s", "x floor", "peak mem")
     for op, records in by_op(document["results"]).items():
         baseline = records[0].get("baseline", "")
-        _print_table(console_, f"{op}  (vs SciPy = time of '{baseline}' / time)", COLUMNS,
-                     table_rows(records), right)
+        title = f"{op}  (vs SciPy = time of '{baseline}' / time)"
+        if records[0].get("elementwise"):
+            title += "; elementwise: writes as much as it reads, the floor only reads"
+        _print_table(console_, title, COLUMNS, table_rows(records), right)
+    print_summary(console_, document["results"])
     first = document.get("first_calls")
     if first:
         print_first_calls(console_, first)
@@ -178,6 +202,35 @@ def print_results(console_, document: dict) -> None:
     simd = ", ".join(f"{k}: {v}" for k, v in machine.get("simd", {}).items() if v) or "-"
     console_.print(f"CPU {machine['cpu']} ({machine['cpus']} CPUs), threads {machine['threads']}, "
                    f"SIMD {simd}")
+
+
+def summary_rows(records: list[dict]) -> list[tuple[str, ...]]:
+    """Per op and dtype, the fastdiv rows of the largest unbroadcast batch."""
+    rows = []
+    for op, group in by_op(records).items():
+        for dtype in dict.fromkeys(r["dtype"] for r in group):
+            candidates = [r for r in group if r["dtype"] == dtype and not r["broadcast"]]
+            if not candidates:
+                continue
+            largest = max(candidates, key=lambda r: r["rows"] * r["n"])["shape"]
+            for r in candidates:
+                if r["shape"] == largest and r["kind"] == "fastdiv" and r["status"] != "skipped":
+                    ok = r["status"] == "ok"
+                    rows.append((f"{_SHORT_DTYPE.get(dtype, dtype)} {largest}", op, r["impl"],
+                                 format_seconds(r.get("median_s")) if ok else "-",
+                                 _ratio(r.get("speedup")) if ok else "-",
+                                 _ratio(r.get("floor_ratio"), 2) if ok else "-",
+                                 "ok" if ok else f"{r['status']}: {r['detail']}"))
+    return rows
+
+
+def print_summary(console_, records: list[dict]) -> None:
+    """The headline: fastdiv on the largest batch of each op and dtype."""
+    rows = summary_rows(records)
+    if rows:
+        columns = ("case", "op", "impl", "time", "vs SciPy", "x floor", "status")
+        _print_table(console_, "Summary: fastdiv on the largest batch of each op", columns,
+                     rows, right=("time", "vs SciPy", "x floor"))
 
 
 def print_first_calls(console_, first: dict) -> None:

@@ -131,6 +131,7 @@ def _record(case: Case, candidate: Candidate, arrays) -> dict:
         "status": None,
         "detail": "",
         "bytes_read": read,
+        "elementwise": case.op.elementwise,
     }
 
 

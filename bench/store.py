@@ -12,7 +12,7 @@ from bench import SCHEMA
 #: Keys every result record has, whatever its status.
 RECORD_KEYS = (
     "op", "dtype", "size", "shape", "rows", "n", "broadcast", "impl", "kind", "library",
-    "status", "detail", "bytes_read", "baseline", "floor_s",
+    "status", "detail", "bytes_read", "elementwise", "baseline", "floor_s",
 )
 #: Keys a record with status "ok" has in addition.
 TIMED_KEYS = (

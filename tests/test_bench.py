@@ -56,10 +56,11 @@ def test_first_call_measurement_needs_numba():
 
 
 def test_explicit_flags_override_quick(tmp_path):
+    old = store.save(store.build([], {}, {}), tmp_path / "old.json")
     options = cli.parse_args([
         "--quick", "--ops", "kl_divergence,entropy", "--dtype", "float32",
         "--backend", "reference", "--sizes", "tiny,512x64/b", "--threads", "1",
-        "--repeat", "5", "--out", str(tmp_path), "--compare", "old.json",
+        "--repeat", "5", "--out", str(tmp_path), "--compare", str(old),
     ])
     settings = options.settings
     assert [op.label for op in settings.ops] == ["kl_divergence", "entropy"]
@@ -68,7 +69,7 @@ def test_explicit_flags_override_quick(tmp_path):
     assert [(s.rows, s.n, s.broadcast) for s in settings.sizes] == [(32, 10, False), (512, 64, True)]
     assert (settings.threads, settings.repeat) == (1, 5)
     assert options.out == tmp_path
-    assert str(options.compare) == "old.json"
+    assert options.compare == old
 
 
 @pytest.mark.parametrize("argv", [
@@ -79,6 +80,7 @@ def test_explicit_flags_override_quick(tmp_path):
     ["--sizes", "0x10"],
     ["--threads", "0"],
     ["--repeat", "-1"],
+    ["--compare", "/nonexistent/old.json"],
 ])
 def test_bad_arguments_exit_with_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -387,6 +389,37 @@ def test_main_with_compare_writes_the_comparison(tmp_path):
     timed = [row for row in comparison["rows"] if row["ratio"] is not None]
     assert timed and all(row["flag"] == compare.REGRESSION for row in timed)
     assert comparison["regressions"] == len(timed)
+
+
+# --- the terminal report ---------------------------------------------------------------
+
+
+def test_table_shows_failed_rows_without_numbers():
+    from bench import report
+
+    ok = {"dtype": "float64", "shape": "8x8", "impl": "fastdiv[x]", "status": "ok",
+          "median_s": 2e-3, "speedup": 12.0, "bytes_per_s": 4e9, "floor_ratio": 1.25,
+          "peak_bytes": 2048}
+    failed = {"dtype": "float32", "shape": "8x8/b", "impl": "fastdiv[y]", "status": "FAILED",
+              "detail": "relative error 0.01 > 0.0001"}
+    assert report.table_rows([ok, failed]) == [
+        ("f64 8x8", "fastdiv[x]", "2.0 ms", "12.0x", "4.0", "1.25x", "2.0 KiB", "ok"),
+        ("f32 8x8/b", "fastdiv[y]", "-", "-", "-", "-", "-",
+         "FAILED: relative error 0.01 > 0.0001"),
+    ]
+
+
+@pytest.mark.parametrize("name", [
+    "cases", "cli", "compare", "data", "firstcall", "floor", "gate", "machine", "memory",
+    "plot", "report", "runner", "store", "timing",
+])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"bench.{name}")
+    failed, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert failed == 0
 
 
 # --- timing, floor, memory ------------------------------------------------------------
