@@ -2,17 +2,22 @@
 
 Array layout: every operand arrives as a read-only, contiguous 1-D array
 ``flat`` plus two integers ``start`` and ``step``: row ``i`` is
-``flat[start + i * step : start + i * step + n]``. This covers any row stride,
-including 0 (a broadcast row) and negative strides, with a unit inner stride
-that LLVM can see, so loops vectorise and nothing is copied. The ``where``
-mask (``uint8``) comes the same way; ``has_mask`` says whether it is real.
+``flat[start + i * step:][:n]``. This covers any row stride, including 0 (a
+broadcast row) and negative strides, with a unit inner stride that LLVM can
+see, so loops vectorise and nothing is copied. The ``where`` mask (``uint8``)
+comes the same way; ``has_mask`` says whether it is real.
 
-Structure: a row (or a chunk of a long row) is summed in blocks of
-``BLOCK`` elements with plain SIMD accumulators (``reassoc``), and the block
-sums are added with Neumaier compensation. The entry kernels run serially
-for small inputs (no thread launch), ``prange`` over rows when there are
-enough rows, and over chunks of rows when a few long rows must share the
-threads.
+Structure: a row (or a chunk of a long row) is processed in blocks of
+``BLOCK`` elements. A pure map loop writes the block's terms into a small
+buffer (in the input's precision, so float32 math runs at full SIMD width),
+a second loop sums the buffer in float64 with SIMD accumulators
+(``reassoc``), and the block sums are added with Neumaier compensation. The
+buffer stays in L1. The entry kernels run serially for small inputs (no
+thread launch), ``prange`` over rows when there are enough rows, and over
+chunks of rows when a few long rows must share the threads.
+
+``kind`` (which divergence) is compiled as a constant (``numba.literally``):
+each public kernel compiles only its own code, on first use.
 
 Examples
 --------
@@ -28,9 +33,11 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, njit, prange
+from numba import literally, prange
 
 from fastdiv._backends.numba import _terms
+from fastdiv._backends.numba._cache import jit
+from fastdiv._backends.numba._math import like
 from fastdiv._backends.numba._options import BLOCK, CHUNK, KERNEL, MATH, SERIAL_BELOW, SUM
 
 # Reduction kinds.
@@ -39,127 +46,101 @@ CROSS_ENTROPY = 1
 KL = 2
 JS = 3
 # Elementwise kinds.
-REL_ENTR = 0
-ENTR = 1
+REL_ENTR = 4
+ENTR = 5
+
+_NEG_INF = -np.inf
 
 
-# -- block sums (SIMD accumulators) ---------------------------------------------
+# -- one block: terms into a buffer (pure maps, full SIMD width) ----------------
 
 
-@njit(**SUM)
-def _block_plain(kind, pf, pi, qf, qi, length):
-    """Sum of the terms of ``length`` elements, and how many need the slow form."""
-    total = 0.0
-    slow = 0
-    if kind == KL:
-        for j in range(length):
-            value, flag = _terms.rel_entr_fast(pf[pi + j], qf[qi + j])
-            total += value
-            slow += flag
-    elif kind == ENTROPY:
-        for j in range(length):
-            total += _terms.entr(pf[pi + j])
-    elif kind == CROSS_ENTROPY:
-        for j in range(length):
-            total += _terms.neg_xlogy(pf[pi + j], qf[qi + j])
-    else:
-        for j in range(length):
-            total += _terms.js(pf[pi + j], qf[qi + j])
-    return total, slow
+@jit(SUM)
+def _term(kind, x, y):
+    literally(kind)
+    if kind == ENTROPY or kind == ENTR:
+        return _terms.entr(x)
+    if kind == CROSS_ENTROPY:
+        return _terms.neg_xlogy(x, y)
+    if kind == JS:
+        return _terms.js(x, y)
+    return _terms.rel_entr_fast(x, y)
 
 
-@njit(**SUM)
-def _block_masked(kind, pf, pi, qf, qi, mf, mi, length):
-    """As :func:`_block_plain`, leaving out elements whose mask byte is 0."""
-    total = 0.0
-    slow = 0
-    if kind == KL:
-        for j in range(length):
-            value, flag = _terms.rel_entr_fast(pf[pi + j], qf[qi + j])
-            keep = mf[mi + j] != 0
-            total += value if keep else 0.0
-            slow += flag & keep
-    elif kind == ENTROPY:
-        for j in range(length):
-            value = _terms.entr(pf[pi + j])
-            total += value if mf[mi + j] != 0 else 0.0
-    elif kind == CROSS_ENTROPY:
-        for j in range(length):
-            value = _terms.neg_xlogy(pf[pi + j], qf[qi + j])
-            total += value if mf[mi + j] != 0 else 0.0
-    else:
-        for j in range(length):
-            value = _terms.js(pf[pi + j], qf[qi + j])
-            total += value if mf[mi + j] != 0 else 0.0
-    return total, slow
+@jit(SUM)
+def _fill_plain(kind, p, q, buffer):
+    """``buffer[j] = term(p[j], q[j])`` in the input's precision."""
+    literally(kind)
+    for j in range(p.size):
+        buffer[j] = _term(kind, p[j], q[j])
 
 
-@njit(**SUM)
-def _block_scaled(kind, pf, pi, qf, qi, mf, mi, has_mask, p_sum, q_sum, length):
-    """As :func:`_block_masked` for ``normalize=True``: terms of ``p / p_sum``, ``q / q_sum``.
+@jit(SUM)
+def _fill_masked(kind, p, q, mask, buffer):
+    """As :func:`_fill_plain`, 0 where the mask byte is 0."""
+    literally(kind)
+    for j in range(p.size):
+        value = _term(kind, p[j], q[j])
+        buffer[j] = value if mask[j] != 0 else like(value, 0.0)
 
-    The quotients are taken in float64 (also for float32 input), as the
-    reference does.
+
+@jit(SUM)
+def _fill_scaled(kind, p, q, mask, has_mask, p_sum, q_sum, buffer):
+    """Terms of ``p / p_sum`` and ``q / q_sum`` in float64 (``normalize=True``).
+
+    The quotients are taken in float64, also for float32 input, as the
+    reference does; ``buffer`` is float64.
     """
-    total = 0.0
-    slow = 0
-    for j in range(length):
-        x = np.float64(pf[pi + j]) / p_sum
-        y = np.float64(qf[qi + j]) / q_sum
-        if kind == KL:
-            value, flag = _terms.rel_entr_fast(x, y)
-        elif kind == ENTROPY:
-            value, flag = _terms.entr(x), False
-        elif kind == CROSS_ENTROPY:
-            value, flag = _terms.neg_xlogy(x, y), False
-        else:
-            value, flag = _terms.js(x, y), False
-        if has_mask:
-            keep = mf[mi + j] != 0
-            value = value if keep else 0.0
-            flag = flag & keep
-        total += value
-        slow += flag
-    return total, slow
-
-
-@njit(**SUM)
-def _masked_sum(af, ai, mf, mi, has_mask, length):
-    """Sum of ``length`` elements of ``af`` from ``ai`` (where the mask is nonzero)."""
-    total = 0.0
+    literally(kind)
     if has_mask:
-        for j in range(length):
-            total += np.float64(af[ai + j]) if mf[mi + j] != 0 else 0.0
+        for j in range(p.size):
+            value = _term(kind, np.float64(p[j]) / p_sum, np.float64(q[j]) / q_sum)
+            buffer[j] = value if mask[j] != 0 else 0.0
     else:
-        for j in range(length):
-            total += np.float64(af[ai + j])
+        for j in range(p.size):
+            buffer[j] = _term(kind, np.float64(p[j]) / p_sum, np.float64(q[j]) / q_sum)
+
+
+@jit(SUM)
+def _buffer_sum(buffer, length):
+    """Float64 sum of ``buffer[:length]`` with SIMD accumulators."""
+    total = 0.0
+    for j in range(length):
+        total += np.float64(buffer[j])
     return total
 
 
-@njit(**MATH)
-def _slow_terms(pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, length):
-    """Sum of the KL terms :func:`_terms.rel_entr_fast` left out (ratio over/underflow)."""
+@jit(MATH)
+def _fix_slow(kind, p, q, mask, has_mask, p_sum, q_sum, buffer):
+    """Replace the ``-inf`` marks of the fast KL and JS terms by the slow forms."""
+    literally(kind)
+    for j in range(p.size):
+        if buffer[j] == _NEG_INF and (not has_mask or mask[j] != 0):
+            x = np.float64(p[j]) / p_sum
+            y = np.float64(q[j]) / q_sum
+            if kind == JS:
+                buffer[j] = _terms.js_slow(x, y)
+            else:
+                buffer[j] = _terms.rel_entr_slow(x, y)
+
+
+@jit(SUM)
+def _masked_sum(a, mask, has_mask):
+    """Float64 sum of ``a`` (where the mask is nonzero)."""
     total = 0.0
-    for j in range(length):
-        if has_mask and mf[mi + j] == 0:
-            continue
-        if normalize:
-            x = np.float64(pf[pi + j]) / p_sum
-            y = np.float64(qf[qi + j]) / q_sum
-            if _terms.rel_entr_needs_slow(x, y):
-                total += _terms.rel_entr_slow(x, y)
-        else:
-            x = pf[pi + j]
-            y = qf[qi + j]
-            if _terms.rel_entr_needs_slow(x, y):
-                total += _terms.rel_entr_slow(x, y)
+    if has_mask:
+        for j in range(a.size):
+            total += np.float64(a[j]) if mask[j] != 0 else 0.0
+    else:
+        for j in range(a.size):
+            total += np.float64(a[j])
     return total
 
 
 # -- compensated sums over a row segment -----------------------------------------
 
 
-@njit(**MATH)
+@jit(MATH)
 def _add(total, compensation, value):
     """Neumaier's step: ``total + compensation`` tracks the exact running sum."""
     new_total = total + value
@@ -170,55 +151,71 @@ def _add(total, compensation, value):
     return new_total, compensation
 
 
-@njit(**MATH)
+@jit(MATH)
 def _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, length):
-    """Compensated sum of the terms of one row segment of ``length`` elements."""
+    """Compensated float64 sum of the terms of one row segment of ``length`` elements."""
+    literally(kind)
     total = 0.0
     compensation = 0.0
+    size = min(BLOCK, length)
+    wide = np.empty(size if normalize else 0)  # terms of normalised (float64) input
+    narrow = np.empty(0 if normalize else size, pf.dtype)
     for start in range(0, length, BLOCK):
         size = min(BLOCK, length - start)
+        p = pf[pi + start:pi + start + size]
+        q = qf[qi + start:qi + start + size]
+        m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
         if normalize:
-            value, slow = _block_scaled(
-                kind, pf, pi + start, qf, qi + start, mf, mi + start, has_mask,
-                p_sum, q_sum, size,
-            )
-        elif has_mask:
-            value, slow = _block_masked(
-                kind, pf, pi + start, qf, qi + start, mf, mi + start, size
-            )
+            _fill_scaled(kind, p, q, m, has_mask, p_sum, q_sum, wide)
+            value = _buffer_sum(wide, size)
+            if (kind == KL or kind == JS) and not np.isfinite(value):
+                _fix_slow(kind, p, q, m, has_mask, p_sum, q_sum, wide[:size])
+                value = _buffer_sum(wide, size)
         else:
-            value, slow = _block_plain(kind, pf, pi + start, qf, qi + start, size)
-        if slow:
-            value += _slow_terms(
-                pf, pi + start, qf, qi + start, mf, mi + start, has_mask, normalize,
-                p_sum, q_sum, size,
-            )
+            if has_mask:
+                _fill_masked(kind, p, q, m, narrow)
+            else:
+                _fill_plain(kind, p, q, narrow)
+            value = _buffer_sum(narrow, size)
+            if (kind == KL or kind == JS) and not np.isfinite(value):
+                _fix_slow(kind, p, q, m, has_mask, p_sum, q_sum, narrow[:size])
+                value = _buffer_sum(narrow, size)
         total, compensation = _add(total, compensation, value)
     return total + compensation
 
 
-@njit(**MATH)
+@jit(MATH)
 def _compensated_sum(af, ai, mf, mi, has_mask, length):
     total = 0.0
     compensation = 0.0
     for start in range(0, length, BLOCK):
         size = min(BLOCK, length - start)
-        value = _masked_sum(af, ai + start, mf, mi + start, has_mask, size)
+        a = af[ai + start:ai + start + size]
+        m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
+        total, compensation = _add(total, compensation, _masked_sum(a, m, has_mask))
+    return total + compensation
+
+
+@jit(MATH)
+def _sum_pieces(values):
+    total = 0.0
+    compensation = 0.0
+    for value in values:
         total, compensation = _add(total, compensation, value)
     return total + compensation
 
 
-@njit(**MATH)
+@jit(MATH)
 def _finish(kind, value):
-    """The row result from the sum of its terms (JS: halve, clip rounding below 0)."""
-    if kind == JS:
-        value = 0.5 * value
+    """The row result from the sum of its terms (JS: clip rounding below 0)."""
+    if kind == JS:  # terms are halved already
         return 0.0 if value < 0 else value
     return value
 
 
-@njit(**MATH)
+@jit(MATH)
 def _row(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, n):
+    literally(kind)
     p_sum = 1.0
     q_sum = 1.0
     if normalize:
@@ -229,10 +226,10 @@ def _row(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, n):
     return _finish(kind, value)
 
 
-# -- entry kernels ---------------------------------------------------------------
+# -- drivers ---------------------------------------------------------------------
 
 
-@njit(**MATH)
+@jit(MATH)
 def _chunks_per_row(rows, n, num_threads):
     """How many pieces each row is cut into so that every thread has work."""
     if rows >= 4 * num_threads or n < 2 * CHUNK:
@@ -241,14 +238,13 @@ def _chunks_per_row(rows, n, num_threads):
     return max(1, min(wanted, n // CHUNK))
 
 
-@njit(**KERNEL)
+@jit(KERNEL)
 def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
-                num_threads):
+                 num_threads):
     """Write the reduction ``kind`` of each row into ``out`` (float64, length ``rows``).
 
-    ``kind`` is compiled as a constant (``numba.literally``), so each reduction
-    compiles, on its first use, only its own code. ``num_threads == 1`` runs
-    on the calling thread; otherwise the caller has set Numba's thread count.
+    ``num_threads == 1`` runs on the calling thread; otherwise the caller has
+    set Numba's thread count.
     """
     literally(kind)
     if num_threads == 1 or rows * n < SERIAL_BELOW:
@@ -290,16 +286,7 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                 out[i] = total if chunks == 1 else _finish(kind, total)
 
 
-@njit(**MATH)
-def _sum_pieces(values):
-    total = 0.0
-    compensation = 0.0
-    for value in values:
-        total, compensation = _add(total, compensation, value)
-    return total + compensation
-
-
-@njit(**MATH)
+@jit(MATH)
 def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length):
     """Terms of one row segment into ``out[oi:oi + length]``, computed in float64.
 
@@ -307,31 +294,22 @@ def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length):
     ``q``: the rare slow KL terms are recomputed from the inputs before the
     block is written.
     """
+    literally(kind)
     buffer = np.empty(min(BLOCK, length))
+    no_mask = np.ones(1, dtype=np.uint8)
     for start in range(0, length, BLOCK):
         size = min(BLOCK, length - start)
-        a = pi + start
-        b = qi + start
+        p = pf[pi + start:pi + start + size]
+        q = qf[qi + start:qi + start + size]
+        _fill_scaled(kind, p, q, no_mask, False, 1.0, 1.0, buffer)
         if kind == REL_ENTR:
-            slow = 0
-            for j in range(size):
-                value, flag = _terms.rel_entr_fast(np.float64(pf[a + j]), np.float64(qf[b + j]))
-                buffer[j] = value
-                slow += flag
-            if slow:
-                for j in range(size):
-                    x = np.float64(pf[a + j])
-                    y = np.float64(qf[b + j])
-                    if _terms.rel_entr_needs_slow(x, y):
-                        buffer[j] = _terms.rel_entr_slow(x, y)
-        else:
-            for j in range(size):
-                buffer[j] = _terms.entr(np.float64(pf[a + j]))
+            _fix_slow(kind, p, q, no_mask, False, 1.0, 1.0, buffer[:size])
+        target = out[oi + start:oi + start + size]
         for j in range(size):
-            out[oi + start + j] = buffer[j]
+            target[j] = buffer[j]
 
 
-@njit(**KERNEL)
+@jit(KERNEL)
 def _elementwise(kind, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
     """Write the elementwise ``kind`` of every element into ``out`` (C-contiguous, flat)."""
     literally(kind)
@@ -355,38 +333,38 @@ def _elementwise(kind, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
 # num_threads) for elementwise functions; see the module docstring.
 
 
-@njit(**SUM)
+@jit(SUM)
 def entropy(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out, num_threads):
     _reduce_rows(ENTROPY, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n,
                  out, num_threads)
 
 
-@njit(**SUM)
+@jit(SUM)
 def cross_entropy(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                   num_threads):
     _reduce_rows(CROSS_ENTROPY, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows,
                  n, out, num_threads)
 
 
-@njit(**SUM)
+@jit(SUM)
 def kl_divergence(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                   num_threads):
     _reduce_rows(KL, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                  num_threads)
 
 
-@njit(**SUM)
+@jit(SUM)
 def js_divergence(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                   num_threads):
     _reduce_rows(JS, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                  num_threads)
 
 
-@njit(**SUM)
+@jit(SUM)
 def rel_entr(pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
     _elementwise(REL_ENTR, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads)
 
 
-@njit(**SUM)
+@jit(SUM)
 def entr(pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
     _elementwise(ENTR, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads)

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic, overload
 
+from fastdiv._backends.numba._cache import jit
 from fastdiv._backends.numba._options import MATH
 
 # -- bit-pattern layout per float type -----------------------------------------
@@ -128,7 +129,7 @@ _INF = np.inf
 _NAN = np.nan
 
 
-@njit(**MATH)
+@jit(MATH)
 def _log1p_reduced64(k, f):
     """``k log(2) + log(1 + f)`` for ``f`` in ``[sqrt(2)/2 - 1, sqrt(2) - 1]``."""
     hfsq = 0.5 * f * f
@@ -141,7 +142,7 @@ def _log1p_reduced64(k, f):
     return s * (hfsq + r) + k * _LN2_LO - hfsq + f + k * _LN2_HI
 
 
-@njit(**MATH)
+@jit(MATH)
 def log64(x):
     """Natural logarithm of a float64, vectorisable, within 1 ulp."""
     subnormal = x < _TINY64
@@ -152,7 +153,14 @@ def log64(x):
     return y if x > 0.0 else (-_INF if x == 0.0 else _NAN)
 
 
-@njit(**MATH)
+@jit(MATH)
+def log_sum64(u, c):
+    """``log(u + c)`` for a normal ``u > 0`` and a correction ``|c| <= ulp(u)``, no fix-ups."""
+    k, m = _split(u)
+    return _log1p_reduced64(k, (m - 1.0) + c * _exp2_int(-k))
+
+
+@jit(MATH)
 def log1p64(x):
     """``log(1 + x)`` of a float64, vectorisable, accurate for tiny ``x``."""
     u = 1.0 + x
@@ -187,7 +195,7 @@ _NAN32 = _F32(np.nan)
 _MONE32 = _F32(-1.0)
 
 
-@njit(**MATH)
+@jit(MATH)
 def _log1p_reduced32(k, f):
     hfsq = _HALF32 * f * f
     s = f / (_TWO32 + f)
@@ -199,7 +207,7 @@ def _log1p_reduced32(k, f):
     return s * (hfsq + r) + k * _LN2_LO32 - hfsq + f + k * _LN2_HI32
 
 
-@njit(**MATH)
+@jit(MATH)
 def log32(x):
     """Natural logarithm of a float32, vectorisable, within 1 float32 ulp."""
     subnormal = x < _TINY32
@@ -210,7 +218,14 @@ def log32(x):
     return y if x > _ZERO32 else (-_INF32 if x == _ZERO32 else _NAN32)
 
 
-@njit(**MATH)
+@jit(MATH)
+def log_sum32(u, c):
+    """``log(u + c)`` for a normal ``u > 0`` and a correction ``|c| <= ulp(u)``, no fix-ups."""
+    k, m = _split(u)
+    return _log1p_reduced32(k, (m - _ONE32) + c * _exp2_int(-k))
+
+
+@jit(MATH)
 def log1p32(x):
     """``log(1 + x)`` of a float32, vectorisable."""
     u = _ONE32 + x
@@ -290,3 +305,29 @@ def _half_overload(x):
         return lambda x: 0.5
     if x == types.float32:
         return lambda x: _HALF32
+
+
+def like(x, value):
+    """``value`` as a number of ``x``'s type (float32 stays float32 in jitted code)."""
+    return np.asarray(x).dtype.type(value)
+
+
+@overload(like, jit_options=MATH)
+def _like_overload(x, value):
+    if x == types.float64:
+        return lambda x, value: np.float64(value)
+    if x == types.float32:
+        return lambda x, value: np.float32(value)
+
+
+def log_sum(u, c):
+    """``log(u + c)`` for a normal ``u > 0`` and a small correction ``c`` (no special values)."""
+    return np.log(u + c)
+
+
+@overload(log_sum, jit_options=MATH)
+def _log_sum_overload(u, c):
+    if u == types.float64 and c == types.float64:
+        return lambda u, c: log_sum64(u, c)
+    if u == types.float32 and c == types.float32:
+        return lambda u, c: log_sum32(u, c)

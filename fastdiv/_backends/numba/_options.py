@@ -41,6 +41,9 @@ MATH_FASTMATH = {"contract"}
 
 #: Options of the per-element math and term functions (inlined into kernels).
 MATH = dict(nogil=True, cache=CACHE, error_model="numpy", fastmath=MATH_FASTMATH)
+#: Options of the per-element term functions: inlined by Numba itself, because
+#: LLVM's inliner gives up on them and a call in the loop blocks SIMD.
+TERM = dict(MATH, inline="always")
 #: Options of serial helpers that sum terms (block sums, row sums).
 SUM = dict(nogil=True, cache=CACHE, error_model="numpy", fastmath=SUM_FASTMATH)
 #: Options of the entry kernels: parallel over rows or row chunks.

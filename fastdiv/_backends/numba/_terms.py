@@ -1,65 +1,57 @@
 """Per-element terms of every divergence, SciPy's edge values included.
 
 Each function takes one element of ``p`` (and of ``q``) in the input's own
-precision (float32 or float64), does its logarithms in that precision, and
-returns the term as float64, the type every sum accumulates in. Branches are
-plain conditional expressions that LLVM turns into selects, so loops over
-these functions vectorise.
+precision (float32 or float64) and returns the term in that precision; the
+kernels sum terms in float64. Branches are conditional expressions on
+comparisons combined with ``&``/``|`` (never ``and``/``or`` or if-chains),
+which LLVM turns into selects, so loops over these functions vectorise.
 
 ``rel_entr_fast`` covers every input except a positive pair whose ratio
-``p / q`` over- or underflows; it flags those, and the caller adds
-``rel_entr_slow`` for them (rare, so it stays out of the SIMD loop).
+``p / q`` over- or underflows; it marks those with ``-inf`` (a value no other
+input gives) and the caller replaces them with ``rel_entr_slow``.
 
 Examples
 --------
 >>> import numpy as np
 >>> from fastdiv._backends.numba import _terms
->>> _terms.rel_entr_fast(np.float64(0.5), np.float64(0.25))
-(0.34657359027997264, False)
+>>> float(_terms.rel_entr_fast(np.float64(0.5), np.float64(0.25)))
+0.34657359027997264
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from fastdiv._backends.numba._math import fma, half, huge, log, log1p, tiny
-from fastdiv._backends.numba._options import MATH
+from fastdiv._backends.numba._cache import jit
+from fastdiv._backends.numba._math import fma, half, huge, like, log, log1p, log_sum, tiny
+from fastdiv._backends.numba._options import TERM
 
 _INF = np.inf
 _NAN = np.nan
+_TINY = np.finfo(np.float64).tiny
 
 
-@njit(**MATH)
+@jit(TERM)
 def rel_entr_fast(x, y):
-    """``rel_entr(x, y)`` and whether it still needs :func:`rel_entr_slow`.
+    """``rel_entr(x, y)``, or ``-inf`` where :func:`rel_entr_slow` is needed.
 
     For positive ``x``, ``y`` with a normal ratio ``r = x / y`` the term is
     ``x log(r) + (x - r y)``: the second part, exact through one FMA, is
     ``x`` times the rounding error of ``r`` to first order, so the term keeps
     full relative accuracy even when ``x`` and ``y`` agree to many digits.
-
-    Returns
-    -------
-    (float64, bool)
-        The term (0.0 where the slow form is needed) and that flag.
     """
     r = x / y
     term = x * log(r) + fma(-r, y, x)
     positive = (x > 0) & (y > 0)
     ratio_ok = (r >= tiny(r)) & (r <= huge(r))
-    fast = positive & ratio_ok
-    if x == 0 and y >= 0:
-        special = 0.0
-    elif x != x or y != y:
-        special = _NAN
-    else:  # negative input, or x > 0 with y == 0
-        special = _INF
-    value = np.float64(term) if fast else (0.0 if positive else special)
-    return value, positive & (ratio_ok == False)  # noqa: E712 (elementwise not)
+    # Left over after NaN, 0 and the slow case: negative input, or x > 0 with
+    # y == 0; both give +inf.
+    special = _NAN if (x != x) | (y != y) else (0.0 if (x == 0) & (y >= 0) else _INF)
+    special = -_INF if positive else special
+    return term if positive & ratio_ok else like(x, special)
 
 
-@njit(**MATH)
+@jit(TERM)
 def rel_entr_slow(x, y):
     """``x (log x - log y)`` in float64, for positive ``x``, ``y`` whose ratio is not normal."""
     x = np.float64(x)
@@ -67,49 +59,80 @@ def rel_entr_slow(x, y):
     return x * (log(x) - log(y))
 
 
-@njit(**MATH)
-def rel_entr_needs_slow(x, y):
-    """Whether :func:`rel_entr_fast` left this pair to :func:`rel_entr_slow`."""
-    r = x / y
-    return (x > 0) & (y > 0) & ((r >= tiny(r)) & (r <= huge(r)) == False)  # noqa: E712
-
-
-@njit(**MATH)
+@jit(TERM)
 def entr(x):
     """``scipy.special.entr``: ``-x log x``; 0 at 0; ``-inf`` below 0; NaN stays NaN."""
-    term = np.float64(-x * log(x))
-    if x > 0:
-        return term
-    if x == 0:
-        return 0.0
-    return _NAN if x != x else -_INF
+    term = -x * log(x)
+    special = _NAN if x != x else (0.0 if x == 0 else -_INF)
+    return term if x > 0 else like(x, special)
 
 
-@njit(**MATH)
+@jit(TERM)
 def neg_xlogy(x, y):
     """``-scipy.special.xlogy(x, y)``: 0 where ``x == 0`` unless ``y`` is NaN."""
-    term = np.float64(-x * log(y))
-    return 0.0 if (x == 0) & (y == y) else term
+    term = -x * log(y)
+    return like(x, 0.0) if (x == 0) & (y == y) else term
 
 
-@njit(**MATH)
+@jit(TERM)
+def _log_ratio_to_mean(s, ratio):
+    """``log(x / m)`` from ``s = (x - m) / m`` (accurate near 1) or ``ratio = x / m``."""
+    near = s >= like(s, -0.5)
+    u = like(s, 1.0) + s
+    c = s - (u - like(s, 1.0))  # the rounding error of 1 + s
+    return log_sum(u if near else ratio, c if near else like(s, 0.0))
+
+
+@jit(TERM)
 def js(x, y):
-    """``rel_entr(x, m) + rel_entr(y, m)``, ``m = (x + y) / 2``, as ``reference.js_terms``.
+    """Half of ``rel_entr(x, m) + rel_entr(y, m)``, ``m = (x + y) / 2``, as ``reference.js_terms``.
 
-    With ``t = (x - y) / (x + y)``, ``x / m = 1 + t`` and ``y / m = 1 - t``;
-    ``|t| <= 1`` for non-negative input, so ``log1p`` is accurate everywhere.
+    With ``t = (x - y) / (x + y)``, ``x / m = 1 + t`` and ``y / m = 1 - t``:
+    ``log1p(+-t)`` while ``1 +- t >= 0.5``, else ``log(x / m)`` straight (no
+    cancellation). Returns ``-inf`` (a mark for :func:`js_slow`) where
+    ``x / m`` or ``y / m`` is below the smallest normal number.
     """
+    h = half(x)
+    zero = like(x, 0.0)
     total = x + y
-    diff = x - y
-    if total - total != 0:  # inf (or NaN): halve first so the sum stays finite
-        h = half(x)
-        diff = x * h - y * h
-        total = x * h + y * h
+    overflow = total - total != 0  # inf (or NaN): halve first so the sum stays finite
+    diff = x * h - y * h if overflow else x - y
+    total = x * h + y * h if overflow else total
+    scale = like(x, 1.0) if overflow else like(x, 2.0)  # m == total / scale
+    inverse = like(x, 1.0) / total
+    t = diff * inverse
+    x_ratio = scale * x * inverse
+    y_ratio = scale * y * inverse
+    x_term = zero if x == 0 else x * _log_ratio_to_mean(t, x_ratio)
+    y_term = zero if y == 0 else y * _log_ratio_to_mean(-t, y_ratio)
+    slow = ((x > 0) & (x_ratio < tiny(x))) | ((y > 0) & (y_ratio < tiny(y)))
+    nan = (x != x) | (y != y)
+    special = like(x, _NAN) if nan else like(x, _INF)
+    value = like(x, -_INF) if slow else h * (x_term + y_term)
+    return special if nan | (x < 0) | (y < 0) else value
+
+
+@jit(TERM)
+def js_slow(x, y):
+    """:func:`js` in float64 with ``log(x) - log(m)`` where ``x / m`` underflows."""
+    x = np.float64(x)
+    y = np.float64(y)
+    total = x + y
+    overflow = total - total != 0
+    diff = 0.5 * x - 0.5 * y if overflow else x - y
+    total = 0.5 * x + 0.5 * y if overflow else total
+    scale = 1.0 if overflow else 2.0
+    log_m = log(total) - log(scale)
     t = diff / total
-    x_term = 0.0 if x == 0 else np.float64(x * log1p(t))
-    y_term = 0.0 if y == 0 else np.float64(y * log1p(-t))
-    if x != x or y != y:
-        return _NAN
-    if x < 0 or y < 0:
-        return _INF
-    return x_term + y_term
+    terms = 0.0
+    for value, s in ((x, t), (y, -t)):
+        ratio = scale * (value / total)
+        if value == 0:
+            continue
+        if s >= -0.5:
+            terms += value * log1p(s)
+        elif ratio >= _TINY:
+            terms += value * log(ratio)
+        else:
+            terms += value * (log(value) - log_m)
+    return 0.5 * terms
