@@ -9,8 +9,8 @@ from hypothesis.extra import numpy as hnp
 
 import fastdiv
 
-settings.register_profile("fastdiv", max_examples=60, deadline=None)
-settings.load_profile("fastdiv")
+# Per test, not a global profile: other test modules keep their own settings.
+bounded = settings(max_examples=60, deadline=None)
 
 LOG2 = float(np.log(2))
 DTYPES = st.sampled_from([np.float64, np.float32])
@@ -43,6 +43,7 @@ def _tol(dtype):
     return 4e-7 if dtype == np.float32 else 1e-13
 
 
+@bounded
 @given(distribution_pairs())
 def test_kl_is_nonnegative(pq):
     p, q = pq
@@ -50,6 +51,7 @@ def test_kl_is_nonnegative(pq):
     assert (fastdiv.kl_divergence(p, q, normalize=True) >= -1e-14).all()
 
 
+@bounded
 @given(weight_batches(), DTYPES)
 def test_divergence_of_p_from_itself_is_exactly_zero(w, dtype):
     p = (w / w.sum(-1, keepdims=True)).astype(dtype)
@@ -61,6 +63,7 @@ def test_divergence_of_p_from_itself_is_exactly_zero(w, dtype):
     )
 
 
+@bounded
 @given(distribution_pairs(q_min=2.0**-10))
 def test_cross_entropy_is_kl_plus_entropy(pq):
     p, q = pq
@@ -71,6 +74,7 @@ def test_cross_entropy_is_kl_plus_entropy(pq):
     assert (np.abs(h_pq - (kl + h_p)) <= tol).all()
 
 
+@bounded
 @given(distribution_pairs())
 def test_js_is_symmetric_and_bounded(pq):
     p, q = pq
@@ -83,6 +87,7 @@ def test_js_is_symmetric_and_bounded(pq):
     assert (fastdiv.js_divergence(p, q, normalize=True, base=2) <= 1 + _tol(p.dtype)).all()
 
 
+@bounded
 @given(weight_batches(), st.integers(-3, 3))
 def test_normalize_is_invariant_to_scaling_by_powers_of_two(w, k):
     scaled = w * 2.0**k  # exact, so the normalised inputs are identical
@@ -95,6 +100,7 @@ def test_normalize_is_invariant_to_scaling_by_powers_of_two(w, k):
         )
 
 
+@bounded
 @given(distribution_pairs(), st.sampled_from([2, 10, 0.5, 7.25]))
 def test_base_divides_by_log_base(pq, base):
     p, q = pq
@@ -121,6 +127,7 @@ def _call(name, p, q, **kwargs):
     return func(p, **kwargs) if name == "entropy" else func(p, q, **kwargs)
 
 
+@bounded
 @given(distribution_pairs(), NAMES)
 def test_transposed_input_with_axis_zero(pq, name):
     p, q = pq
@@ -130,6 +137,7 @@ def test_transposed_input_with_axis_zero(pq, name):
     )
 
 
+@bounded
 @given(distribution_pairs(), NAMES, st.data())
 def test_splitting_the_batch(pq, name, data):
     p, q = pq
@@ -138,6 +146,7 @@ def test_splitting_the_batch(pq, name, data):
     _assert_same(parts, _call(name, p, q), p.dtype)
 
 
+@bounded
 @given(distribution_pairs(), NAMES)
 def test_broadcast_q_equals_materialised_q(pq, name):
     p, q = pq
@@ -146,6 +155,7 @@ def test_broadcast_q_equals_materialised_q(pq, name):
     _assert_same(_call(name, row, q), _call(name, np.tile(row, (q.shape[0], 1)), q), q.dtype)
 
 
+@bounded
 @given(distribution_pairs(), NAMES, st.integers(1, 3))
 def test_batch_reshaped_into_more_axes(pq, name, copies):
     p, q = pq
@@ -157,6 +167,7 @@ def test_batch_reshaped_into_more_axes(pq, name, copies):
     _assert_same(moved, np.stack([flat] * copies), p.dtype)
 
 
+@bounded
 @given(distribution_pairs(), NAMES)
 def test_where_mask_equals_dropping_the_elements(pq, name):
     p, q = pq
