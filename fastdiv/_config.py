@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from importlib import metadata
 
+import numpy as np
+
 from fastdiv import _backends
 
 _ENV_BACKEND = "FASTDIV_BACKEND"
@@ -165,8 +167,9 @@ def set_num_threads(n: int | None) -> None:
     """
     global _num_threads
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"number of threads must be a positive int, got {n!r}")
+        n = int(n)  # NumPy integers are fine too; store a plain int
     _num_threads = n
 
 

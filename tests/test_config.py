@@ -165,6 +165,13 @@ def test_num_threads(restore_config):
     assert fastdiv.get_num_threads() >= 1
 
 
+def test_set_num_threads_accepts_numpy_integers(restore_config):
+    import numpy as np
+
+    fastdiv.set_num_threads(np.int64(3))
+    assert fastdiv.get_num_threads() == 3 and type(fastdiv.get_num_threads()) is int
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
 def test_set_num_threads_validates(bad, restore_config):
     fastdiv.set_num_threads(2)
