@@ -96,8 +96,10 @@ def console():
     if HAVE_RICH:
         from rich.console import Console
 
-        terminal = Console()
-        return terminal if terminal.is_terminal else Console(width=160)
+        # markup off: names such as "fastdiv[numba]" are text, not style tags
+        terminal = Console(markup=False, highlight=False)
+        return terminal if terminal.is_terminal else Console(width=160, markup=False,
+                                                             highlight=False)
     return _PlainConsole()
 
 
@@ -198,6 +200,14 @@ def print_results(console_, document: dict) -> None:
     first = document.get("first_calls")
     if first:
         print_first_calls(console_, first)
+    compile_s: dict[str, float] = {}
+    for r in document["results"]:
+        if r["kind"] == "fastdiv" and r.get("first_call_s"):
+            compile_s[r["impl"]] = compile_s.get(r["impl"], 0.0) + r["first_call_s"]
+    if compile_s:
+        spent = ", ".join(f"{impl} {seconds:.1f} s" for impl, seconds in compile_s.items())
+        console_.print(f"First calls (the gate; Numba compiles there unless cached), "
+                       f"never in the timings: {spent}")
     machine = document["machine"]
     simd = ", ".join(f"{k}: {v}" for k, v in machine.get("simd", {}).items() if v) or "-"
     console_.print(f"CPU {machine['cpu']} ({machine['cpus']} CPUs), threads {machine['threads']}, "
@@ -256,7 +266,11 @@ def print_first_calls(console_, first: dict) -> None:
 def print_comparison(console_, comparison: dict, tolerance: float) -> None:
     """The fastdiv rows of a ``--compare`` and every flagged row."""
     rows = []
+    unmatched = {"new": 0, "gone": 0}
     for row in comparison["rows"]:
+        if row["flag"] in unmatched:
+            unmatched[row["flag"]] += 1
+            continue
         if not row["impl"].startswith("fastdiv") and not row["flag"]:
             continue
         case = f"{_SHORT_DTYPE.get(row['dtype'], row['dtype'])} {row['shape']}"
@@ -265,5 +279,7 @@ def print_comparison(console_, comparison: dict, tolerance: float) -> None:
                      _ratio(row["ratio"], 2), _ratio(row["floor_ratio_change"], 2), row["flag"]))
     columns = ("case", "impl", "op", "old", "new", "new/old", "vs floor new/old", "status")
     title = (f"Against the earlier run: {comparison['regressions']} regression(s) "
-             f"(slower by more than {tolerance:.0%}, or newly FAILED)")
+             f"(slower by more than {tolerance:.0%}, or newly FAILED); "
+             f"{unmatched['new']} record(s) only in this run, {unmatched['gone']} only in the "
+             "earlier one (in the JSON)")
     _print_table(console_, title, columns, rows, right=columns[3:7])
