@@ -15,6 +15,7 @@
 
 #if FD_C_F64
 #define FD_LOG FD_N(fd_log_d)
+#define FD_LOG_NORMAL FD_N(fd_log_normal_d)
 #define FD_RESID FD_N(fd_resid_d)
 #define FD_FMA_C FD_FMA
 #define FD_C_MIN 0x1p-1022
@@ -28,6 +29,7 @@
 #endif
 #else
 #define FD_LOG FD_N(fd_log_f)
+#define FD_LOG_NORMAL FD_N(fd_log_normal_f)
 #define FD_RESID FD_N(fd_resid_f)
 #define FD_FMA_C FD_FMAF
 #define FD_C_MIN 0x1p-126f
@@ -63,7 +65,7 @@ FD_INLINE FD_C FD_NT(xent_term)(FD_C p, FD_C q)
 FD_INLINE FD_C FD_NT(kl_fast)(FD_C p, FD_C q)
 {
     const FD_C r = p / q;
-    const FD_C t = FD_FMA_C(p, FD_LOG(r), FD_RESID(p, r, q));
+    const FD_C t = FD_FMA_C(p, FD_LOG_NORMAL(r), FD_RESID(p, r, q));
     return ((p == 0) & (q >= 0)) ? (FD_C)0 : t;
 }
 
@@ -82,7 +84,7 @@ static FD_TARGET FD_C FD_NT(kl_exact)(FD_C p, FD_C q)
     if (p > 0 && q > 0) {
         const FD_C r = p / q;
         if (r >= FD_C_MIN && r <= FD_C_MAX && FD_RESID_SAFE(r, q))
-            return FD_FMA_C(p, FD_LOG(r), FD_RESID(p, r, q));
+            return FD_FMA_C(p, FD_LOG_NORMAL(r), FD_RESID(p, r, q));
         return p * (FD_LOG(p) - FD_LOG(q));
     }
     if (p == 0 && q >= 0)
@@ -102,7 +104,7 @@ FD_INLINE FD_C FD_NT(js_half_term)(FD_C a, FD_C s, FD_C lo)
 {
     const FD_C a2 = a + a;
     const FD_C r = a2 / s;
-    const FD_C t = (FD_C)0.5 * FD_FMA_C(a, FD_LOG(r), (FD_C)0.5 * (FD_RESID(a2, r, s) - r * lo));
+    const FD_C t = (FD_C)0.5 * FD_FMA_C(a, FD_LOG_NORMAL(r), (FD_C)0.5 * (FD_RESID(a2, r, s) - r * lo));
     return a == 0 ? (FD_C)0 : t;
 }
 
@@ -114,21 +116,21 @@ FD_INLINE FD_C FD_NT(js_fast)(FD_C p, FD_C q)
     return FD_NT(js_half_term)(p, s, lo) + FD_NT(js_half_term)(q, s, lo);
 }
 
-/* Also rejects a ratio 2p / s that underflows to 0 (log would give -inf). */
+/* Also rejects a ratio 2p / s below the normal range (log_normal needs normal). */
 FD_INLINE int FD_NT(js_fast_ok)(FD_C p, FD_C q)
 {
     const FD_C s = p + q;
-    const int p_ok = (p == 0) | ((p + p) / s > 0);
-    const int q_ok = (q == 0) | ((q + q) / s > 0);
+    const int p_ok = (p == 0) | ((p + p) / s >= FD_C_MIN);
+    const int q_ok = (q == 0) | ((q + q) / s >= FD_C_MIN);
     return (p >= 0) & (q >= 0) & (s <= (FD_C)0.5 * FD_C_MAX) & FD_RESID_SAFE(s, s) & p_ok & q_ok;
 }
 
-/* One half of js_fast, also where 2a / s underflows. Needs 0 <= a <= s finite. */
+/* One half of js_fast, also where 2a / s is subnormal or 0. Needs 0 <= a <= s finite. */
 static FD_TARGET FD_C FD_NT(js_half_exact)(FD_C a, FD_C s, FD_C lo)
 {
     if (a == 0)
         return 0;
-    if ((a + a) / s > 0)
+    if ((a + a) / s >= FD_C_MIN)
         return FD_NT(js_half_term)(a, s, lo);
     return (FD_C)0.5 * (a * ((FD_LOG(a) - FD_LOG(s)) + (FD_C)0.6931471805599453));
 }
@@ -352,6 +354,7 @@ static const fd_kernel_set FD_NT(kernel_set) = {
 };
 
 #undef FD_LOG
+#undef FD_LOG_NORMAL
 #undef FD_RESID
 #undef FD_FMA_C
 #undef FD_C_MIN

@@ -21,11 +21,9 @@
 
 /* ---------------------------------------------------------------- double */
 
-FD_INLINE double FD_N(fd_log_d)(double x)
+/* log(xs) - k_shift * ln2 for xs a positive normal finite number. */
+FD_INLINE double FD_N(fd_log_core_d)(double xs, double k_shift)
 {
-    const int tiny = x < 0x1p-1022;               /* also 0 and negatives */
-    const double xs = tiny ? x * 0x1p54 : x;
-    const double k_shift = tiny ? 54.0 : 0.0;
     const uint64_t ix = fd_bits_d(xs);
     /* k + 1024, where ix - bits(sqrt(2)/2) = k * 2^52 + (mantissa offset) */
     const uint64_t kb = (ix - 0x3fe6a09e667f3bcdULL + 0x4000000000000000ULL) >> 52;
@@ -48,8 +46,20 @@ FD_INLINE double FD_N(fd_log_d)(double x)
     const double r = odd + even;
     const double ln2_hi = 0x1.62e42fefa3000p-1;     /* low 12 bits zero: k * ln2_hi exact */
     const double ln2_lo = 2.8235290563031577e-13;
-    const double y = k * ln2_hi - ((hfsq - FD_FMA(s, hfsq + r, k * ln2_lo)) - f);
+    return k * ln2_hi - ((hfsq - FD_FMA(s, hfsq + r, k * ln2_lo)) - f);
+}
 
+/* log(x) for x a positive normal finite number; anything else gives garbage. */
+FD_INLINE double FD_N(fd_log_normal_d)(double x)
+{
+    return FD_N(fd_log_core_d)(x, 0.0);
+}
+
+/* log(x) for every x: subnormals scaled first, special values by selects. */
+FD_INLINE double FD_N(fd_log_d)(double x)
+{
+    const int tiny = x < 0x1p-1022;               /* also 0 and negatives */
+    const double y = FD_N(fd_log_core_d)(tiny ? x * 0x1p54 : x, tiny ? 54.0 : 0.0);
     const int regular = (x > 0.0) & (x < FD_INF_D);
     const double special = (x == 0.0) ? -FD_INF_D : ((x < 0.0) ? FD_NAN_D : x);
     return regular ? y : special;
@@ -75,11 +85,8 @@ FD_INLINE double FD_N(fd_resid_d)(double a, double r, double b)
 
 /* ----------------------------------------------------------------- float */
 
-FD_INLINE float FD_N(fd_log_f)(float x)
+FD_INLINE float FD_N(fd_log_core_f)(float xs, float k_shift)
 {
-    const int tiny = x < 0x1p-126f;
-    const float xs = tiny ? x * 0x1p25f : x;
-    const float k_shift = tiny ? 25.0f : 0.0f;
     const uint32_t ix = fd_bits_f(xs);
     const uint32_t kb = (ix - 0x3f3504f3u + 0x40000000u) >> 23;      /* k + 128 */
     const float m = fd_from_bits_f(ix - (kb << 23) + 0x40000000u);
@@ -95,8 +102,18 @@ FD_INLINE float FD_N(fd_log_f)(float x)
     const float r = odd + even;
     const float ln2_hi = 0x1.62e4p-1f;              /* low 9 bits zero: k * ln2_hi exact */
     const float ln2_lo = 0x1.7f7d1cp-20f;
-    const float y = k * ln2_hi - ((hfsq - FD_FMAF(s, hfsq + r, k * ln2_lo)) - f);
+    return k * ln2_hi - ((hfsq - FD_FMAF(s, hfsq + r, k * ln2_lo)) - f);
+}
 
+FD_INLINE float FD_N(fd_log_normal_f)(float x)
+{
+    return FD_N(fd_log_core_f)(x, 0.0f);
+}
+
+FD_INLINE float FD_N(fd_log_f)(float x)
+{
+    const int tiny = x < 0x1p-126f;
+    const float y = FD_N(fd_log_core_f)(tiny ? x * 0x1p25f : x, tiny ? 25.0f : 0.0f);
     const int regular = (x > 0.0f) & (x < FD_INF_F);
     const float special = (x == 0.0f) ? -FD_INF_F : ((x < 0.0f) ? FD_NAN_F : x);
     return regular ? y : special;
