@@ -183,6 +183,7 @@ class ReductionJob:
     result_dtype: np.dtype
     base: float | None
     out: np.ndarray | None
+    normalize: bool = False
 
     def finish(self):
         """Apply ``base``, cast, reshape, and fill ``out`` (or return a new result)."""
@@ -193,7 +194,9 @@ class ReductionJob:
         return _deliver(result, self.out)
 
 
-def prepare_reduction(inputs, names, axis=-1, where=None, keepdims=False, out=None, base=None):
+def prepare_reduction(
+    inputs, names, axis=-1, where=None, keepdims=False, out=None, base=None, normalize=False
+):
     """Validate and lay out the inputs of a reduction over ``axis``.
 
     Parameters
@@ -202,7 +205,7 @@ def prepare_reduction(inputs, names, axis=-1, where=None, keepdims=False, out=No
         ``(p,)`` or ``(p, q)``.
     names : sequence of str
         Their names, for error messages.
-    axis, where, keepdims, out, base
+    axis, where, keepdims, out, base, normalize
         As in the public reductions.
 
     Returns
@@ -230,6 +233,7 @@ def prepare_reduction(inputs, names, axis=-1, where=None, keepdims=False, out=No
         result_dtype=dtype,
         base=base,
         out=out,
+        normalize=bool(normalize),
     )
 
 
