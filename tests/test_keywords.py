@@ -373,3 +373,20 @@ def test_lists_and_scalars_are_accepted():
         sc.rel_entr([0.5, 0.5], [0.25, 0.75]).sum(), rel=1e-15
     )
     np.testing.assert_allclose(fastdiv.kl_divergence([[0.5, 0.5]], 0.5), [0.0], atol=0)
+
+
+@pytest.mark.parametrize("name", ["entropy", "cross_entropy", "kl_divergence", "js_divergence"])
+@pytest.mark.parametrize("flag", [1, "yes", np.True_, 0, ""])
+def test_normalize_reaches_the_kernel_as_a_bool(monkeypatch, name, flag):
+    reference = fastdiv._backends.load("reference")
+    seen = []
+    kernel = getattr(reference, name)
+
+    def spy(*args):
+        seen.append(args[-3])  # (..., where, normalize, out, num_threads)
+        return kernel(*args)
+
+    monkeypatch.setattr(reference, name, spy)
+    with fastdiv.use_backend("reference"):
+        call(name, [[1.0, 3.0]], [[2.0, 2.0]], normalize=flag)
+    assert seen == [bool(flag)] and type(seen[0]) is bool
