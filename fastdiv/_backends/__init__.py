@@ -47,6 +47,11 @@ Per-element semantics (SciPy's, written out in README.md):
 * ``js_divergence`` is ``0.5 * sum(rel_entr(p, m) + rel_entr(q, m))`` with
   ``m = (p + q) / 2``, clipped below at 0 (never negative, never NaN from
   rounding). NaN in p or q gives NaN; a negative p or q gives +inf.
+  Accurate form (``reference.js_terms``): halve each element before the
+  sum; with ``t = (p - q) / (p + q)``, use ``m * (2 t atanh(t) + log1p(-t**2))``
+  for ``|t| < 0.5`` (every element >= 0, so the sum keeps its digits when p
+  and q are nearly equal), ``log(p / m)`` further out, and ``log p - log m``
+  when ``p / m`` underflows.
 * Accuracy: ``rel_entr`` terms use ``p * log1p((p - q) / q)`` when
   ``0.5 < p/q < 2``, ``p * (log(p) - log(q))`` when ``p/q`` is not a finite
   normal number, ``p * log(p/q)`` otherwise.
