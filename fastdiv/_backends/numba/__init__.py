@@ -44,8 +44,13 @@ def _flat(rows_view: np.ndarray):
     rows, n = rows_view.shape
     itemsize = rows_view.itemsize
     if rows == 0 or n == 0:
-        return np.zeros(1, dtype=rows_view.dtype), 0, 0
+        return _read_only(np.zeros(1, dtype=rows_view.dtype)), 0, 0
     stride = rows_view.strides[0] if rows > 1 else 0
+    # Fast paths (as_strided costs microseconds): C-contiguous rows, one broadcast row.
+    if stride == n * itemsize and rows_view.flags.c_contiguous:
+        return _read_only(rows_view.reshape(-1)), 0, n
+    if stride == 0 and (n == 1 or rows_view.strides[1] == itemsize):
+        return _read_only(rows_view[0]), 0, 0
     if stride % itemsize or rows_view.ctypes.data % itemsize:
         rows_view = np.ascontiguousarray(rows_view)
         stride = n * itemsize if rows > 1 else 0
@@ -57,6 +62,14 @@ def _flat(rows_view: np.ndarray):
     extent = start + (rows - 1) * step + n if step >= 0 else start + n
     flat = as_strided(first, shape=(extent,), strides=(itemsize,), writeable=False)
     return flat, start, step
+
+
+def _read_only(view: np.ndarray) -> np.ndarray:
+    """``view`` marked read-only: one compiled signature serves every input."""
+    if view.flags.writeable:
+        view = view.view()
+        view.flags.writeable = False
+    return view
 
 
 def _threads(num_threads: int) -> int:

@@ -11,7 +11,8 @@ Structure: a row (or a chunk of a long row) is processed in blocks of
 ``BLOCK`` elements. A pure map loop writes the block's terms into a small
 buffer (in the input's precision, so float32 math runs at full SIMD width),
 a second loop sums the buffer in float64 with SIMD accumulators
-(``reassoc``), and the block sums are added with Neumaier compensation. The
+(``reassoc``, which only these sum loops get: the term code keeps its
+error-compensating operations in order), and the block sums are added with Neumaier compensation. The
 buffer stays in L1. The entry kernels run serially for small inputs (no
 thread launch), ``prange`` over rows when there are enough rows, and over
 chunks of rows when a few long rows must share the threads.
@@ -37,8 +38,7 @@ from numba import literally, prange
 
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._math import like
-from fastdiv._backends.numba._options import BLOCK, CHUNK, KERNEL, MATH, SERIAL_BELOW, SUM
+from fastdiv._backends.numba._options import BLOCK, CHUNK, KERNEL, MATH, SERIAL_BELOW, SUM, TERM
 
 # Reduction kinds.
 ENTROPY = 0
@@ -52,12 +52,12 @@ ENTR = 5
 _NEG_INF = -np.inf
 
 
-# -- one block: terms into a buffer (pure maps, full SIMD width) ----------------
+# -- one block: terms into a buffer (a pure map, full SIMD width), then a sum ----
 
 
-@jit(SUM)
+@jit(TERM)
 def _term(kind, x, y):
-    literally(kind)
+    """The term of ``kind`` (inlined: ``kind`` is a constant of the caller)."""
     if kind == ENTROPY or kind == ENTR:
         return _terms.entr(x)
     if kind == CROSS_ENTROPY:
@@ -67,61 +67,57 @@ def _term(kind, x, y):
     return _terms.rel_entr_fast(x, y)
 
 
-@jit(SUM)
-def _fill_plain(kind, p, q, buffer):
-    """``buffer[j] = term(p[j], q[j])`` in the input's precision."""
+@jit(MATH)
+def _fill(kind, p, q, buffer):
+    """``buffer[j] = term(p[j], q[j])`` in the precision of ``p``."""
     literally(kind)
     for j in range(p.size):
         buffer[j] = _term(kind, p[j], q[j])
 
 
-@jit(SUM)
-def _fill_masked(kind, p, q, mask, buffer):
-    """As :func:`_fill_plain`, 0 where the mask byte is 0."""
+@jit(MATH)
+def _fix_slow(kind, p, q, buffer):
+    """Replace the ``-inf`` marks of the fast KL and JS terms by the slow forms."""
     literally(kind)
     for j in range(p.size):
-        value = _term(kind, p[j], q[j])
-        buffer[j] = value if mask[j] != 0 else like(value, 0.0)
+        if buffer[j] == _NEG_INF:
+            if kind == JS:
+                buffer[j] = _terms.js_slow(p[j], q[j])
+            else:
+                buffer[j] = _terms.rel_entr_slow(p[j], q[j])
 
 
 @jit(SUM)
-def _fill_scaled(kind, p, q, mask, has_mask, p_sum, q_sum, buffer):
-    """Terms of ``p / p_sum`` and ``q / q_sum`` in float64 (``normalize=True``).
-
-    The quotients are taken in float64, also for float32 input, as the
-    reference does; ``buffer`` is float64.
-    """
-    literally(kind)
-    if has_mask:
-        for j in range(p.size):
-            value = _term(kind, np.float64(p[j]) / p_sum, np.float64(q[j]) / q_sum)
-            buffer[j] = value if mask[j] != 0 else 0.0
-    else:
-        for j in range(p.size):
-            buffer[j] = _term(kind, np.float64(p[j]) / p_sum, np.float64(q[j]) / q_sum)
-
-
-@jit(SUM)
-def _buffer_sum(buffer, length):
-    """Float64 sum of ``buffer[:length]`` with SIMD accumulators."""
+def _buffer_sum(buffer, mask, has_mask, length):
+    """Float64 sum of ``buffer[:length]`` (where the mask is nonzero), SIMD accumulators."""
     total = 0.0
-    for j in range(length):
-        total += np.float64(buffer[j])
+    if has_mask:
+        for j in range(length):
+            total += np.float64(buffer[j]) if mask[j] != 0 else 0.0
+    else:
+        for j in range(length):
+            total += np.float64(buffer[j])
     return total
 
 
 @jit(MATH)
-def _fix_slow(kind, p, q, mask, has_mask, p_sum, q_sum, buffer):
-    """Replace the ``-inf`` marks of the fast KL and JS terms by the slow forms."""
+def _block(kind, p, q, mask, has_mask, buffer):
+    """Sum of the terms of one block; ``buffer`` has at least ``p.size`` elements."""
     literally(kind)
-    for j in range(p.size):
-        if buffer[j] == _NEG_INF and (not has_mask or mask[j] != 0):
-            x = np.float64(p[j]) / p_sum
-            y = np.float64(q[j]) / q_sum
-            if kind == JS:
-                buffer[j] = _terms.js_slow(x, y)
-            else:
-                buffer[j] = _terms.rel_entr_slow(x, y)
+    size = p.size
+    _fill(kind, p, q, buffer)
+    value = _buffer_sum(buffer, mask, has_mask, size)
+    if (kind == KL or kind == JS) and not np.isfinite(value):
+        _fix_slow(kind, p, q, buffer[:size])
+        value = _buffer_sum(buffer, mask, has_mask, size)
+    return value
+
+
+@jit(MATH)
+def _scale_into(a, scale, out):
+    """``out[j] = float64(a[j]) / scale``: one block of a normalised row."""
+    for j in range(a.size):
+        out[j] = np.float64(a[j]) / scale
 
 
 @jit(SUM)
@@ -152,34 +148,42 @@ def _add(total, compensation, value):
 
 
 @jit(MATH)
-def _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, length):
-    """Compensated float64 sum of the terms of one row segment of ``length`` elements."""
+def _buffers(kind, pf, normalize, n):
+    """Scratch blocks for :func:`_segment` on rows of ``n`` elements (allocate once, reuse)."""
+    size = min(BLOCK, n)
+    narrow = np.empty(0 if normalize else size, pf.dtype)  # terms in the input's precision
+    wide = np.empty(size if normalize else 0)  # terms of normalised (float64) input
+    p_wide = np.empty(size if normalize else 0)
+    q_wide = np.empty(size if normalize and kind != ENTROPY else 0)
+    return narrow, wide, p_wide, q_wide
+
+
+@jit(MATH)
+def _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, length,
+             buffers):
+    """Compensated float64 sum of the terms of one row segment of ``length`` elements.
+
+    With ``normalize`` each block is first divided by the row sums into
+    float64 buffers (also for float32 input, as the reference does).
+    """
     literally(kind)
+    narrow, wide, p_wide, q_wide = buffers
     total = 0.0
     compensation = 0.0
-    size = min(BLOCK, length)
-    wide = np.empty(size if normalize else 0)  # terms of normalised (float64) input
-    narrow = np.empty(0 if normalize else size, pf.dtype)
     for start in range(0, length, BLOCK):
         size = min(BLOCK, length - start)
         p = pf[pi + start:pi + start + size]
         q = qf[qi + start:qi + start + size]
         m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
         if normalize:
-            _fill_scaled(kind, p, q, m, has_mask, p_sum, q_sum, wide)
-            value = _buffer_sum(wide, size)
-            if (kind == KL or kind == JS) and not np.isfinite(value):
-                _fix_slow(kind, p, q, m, has_mask, p_sum, q_sum, wide[:size])
-                value = _buffer_sum(wide, size)
-        else:
-            if has_mask:
-                _fill_masked(kind, p, q, m, narrow)
+            _scale_into(p, p_sum, p_wide)
+            if kind == ENTROPY:
+                value = _block(kind, p_wide[:size], p_wide[:size], m, has_mask, wide)
             else:
-                _fill_plain(kind, p, q, narrow)
-            value = _buffer_sum(narrow, size)
-            if (kind == KL or kind == JS) and not np.isfinite(value):
-                _fix_slow(kind, p, q, m, has_mask, p_sum, q_sum, narrow[:size])
-                value = _buffer_sum(narrow, size)
+                _scale_into(q, q_sum, q_wide)
+                value = _block(kind, p_wide[:size], q_wide[:size], m, has_mask, wide)
+        else:
+            value = _block(kind, p, q, m, has_mask, narrow)
         total, compensation = _add(total, compensation, value)
     return total + compensation
 
@@ -214,7 +218,7 @@ def _finish(kind, value):
 
 
 @jit(MATH)
-def _row(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, n):
+def _row(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, n, buffers):
     literally(kind)
     p_sum = 1.0
     q_sum = 1.0
@@ -222,7 +226,8 @@ def _row(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, n):
         p_sum = _compensated_sum(pf, pi, mf, mi, has_mask, n)
         if kind != ENTROPY:
             q_sum = _compensated_sum(qf, qi, mf, mi, has_mask, n)
-    value = _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, n)
+    value = _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, n,
+                     buffers)
     return _finish(kind, value)
 
 
@@ -248,9 +253,10 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
     """
     literally(kind)
     if num_threads == 1 or rows * n < SERIAL_BELOW:
+        buffers = _buffers(kind, pf, normalize, n)
         for i in range(rows):
             out[i] = _row(kind, pf, p0 + i * ps, qf, q0 + i * qs, mf, m0 + i * ms,
-                          has_mask, normalize, n)
+                          has_mask, normalize, n, buffers)
         return
     chunks = _chunks_per_row(rows, n, num_threads)
     size = (n + chunks - 1) // chunks
@@ -273,10 +279,13 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                 pieces[item, 0] = _compensated_sum(pf, a, mf, c, has_mask, length)
                 pieces[item, 1] = _compensated_sum(qf, b, mf, c, has_mask, length)
             elif chunks == 1:
-                pieces[item, 0] = _row(kind, pf, a, qf, b, mf, c, has_mask, normalize, n)
+                buffers = _buffers(kind, pf, normalize, n)
+                pieces[item, 0] = _row(kind, pf, a, qf, b, mf, c, has_mask, normalize, n,
+                                       buffers)
             else:
+                buffers = _buffers(kind, pf, normalize, length)
                 pieces[item, 0] = _segment(kind, pf, a, qf, b, mf, c, has_mask, normalize,
-                                           p_sums[i], q_sums[i], length)
+                                           p_sums[i], q_sums[i], length, buffers)
         for i in range(rows):
             total = _sum_pieces(pieces[i * chunks:(i + 1) * chunks, 0])
             if phase == 0:
@@ -290,23 +299,24 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
 def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length):
     """Terms of one row segment into ``out[oi:oi + length]``, computed in float64.
 
-    Goes through a small buffer so that ``out`` may be the memory of ``p`` or
-    ``q``: the rare slow KL terms are recomputed from the inputs before the
-    block is written.
+    Reads each block into float64 buffers before writing ``out``, so ``out``
+    may be the memory of ``p`` or ``q``.
     """
     literally(kind)
-    buffer = np.empty(min(BLOCK, length))
-    no_mask = np.ones(1, dtype=np.uint8)
+    size = min(BLOCK, length)
+    p_wide = np.empty(size)
+    q_wide = np.empty(size)
+    terms = np.empty(size)
     for start in range(0, length, BLOCK):
         size = min(BLOCK, length - start)
-        p = pf[pi + start:pi + start + size]
-        q = qf[qi + start:qi + start + size]
-        _fill_scaled(kind, p, q, no_mask, False, 1.0, 1.0, buffer)
+        _scale_into(pf[pi + start:pi + start + size], 1.0, p_wide)
+        _scale_into(qf[qi + start:qi + start + size], 1.0, q_wide)
+        _fill(kind, p_wide[:size], q_wide[:size], terms)
         if kind == REL_ENTR:
-            _fix_slow(kind, p, q, no_mask, False, 1.0, 1.0, buffer[:size])
+            _fix_slow(kind, p_wide[:size], q_wide[:size], terms[:size])
         target = out[oi + start:oi + start + size]
         for j in range(size):
-            target[j] = buffer[j]
+            target[j] = terms[j]
 
 
 @jit(KERNEL)

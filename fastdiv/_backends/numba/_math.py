@@ -143,12 +143,25 @@ def _log1p_reduced64(k, f):
 
 
 @jit(MATH)
-def log64(x):
-    """Natural logarithm of a float64, vectorisable, within 1 ulp."""
+def log_normal64(x):
+    """``log(x)`` for a positive, normal, finite float64 (anything else: garbage)."""
+    k, m = _split(x)
+    return _log1p_reduced64(k, m - 1.0)
+
+
+@jit(MATH)
+def log_positive64(x):
+    """``log(x)`` for a positive float64, subnormals included; ``log(inf)`` is finite garbage."""
     subnormal = x < _TINY64
     k, m = _split(x * _TWO54 if subnormal else x)
     k = k - 54.0 if subnormal else k
-    y = _log1p_reduced64(k, m - 1.0)
+    return _log1p_reduced64(k, m - 1.0)
+
+
+@jit(MATH)
+def log64(x):
+    """Natural logarithm of a float64, vectorisable, within 1 ulp."""
+    y = log_positive64(x)
     y = y if x < _INF else x  # +inf -> +inf, NaN stays NaN
     return y if x > 0.0 else (-_INF if x == 0.0 else _NAN)
 
@@ -208,12 +221,25 @@ def _log1p_reduced32(k, f):
 
 
 @jit(MATH)
-def log32(x):
-    """Natural logarithm of a float32, vectorisable, within 1 float32 ulp."""
+def log_normal32(x):
+    """``log(x)`` for a positive, normal, finite float32 (anything else: garbage)."""
+    k, m = _split(x)
+    return _log1p_reduced32(k, m - _ONE32)
+
+
+@jit(MATH)
+def log_positive32(x):
+    """``log(x)`` for a positive float32, subnormals included; ``log(inf)`` is finite garbage."""
     subnormal = x < _TINY32
     k, m = _split(x * _TWO25_32 if subnormal else x)
     k = k - _25_32 if subnormal else k
-    y = _log1p_reduced32(k, m - _ONE32)
+    return _log1p_reduced32(k, m - _ONE32)
+
+
+@jit(MATH)
+def log32(x):
+    """Natural logarithm of a float32, vectorisable, within 1 float32 ulp."""
+    y = log_positive32(x)
     y = y if x < _INF32 else x
     return y if x > _ZERO32 else (-_INF32 if x == _ZERO32 else _NAN32)
 
@@ -331,3 +357,29 @@ def _log_sum_overload(u, c):
         return lambda u, c: log_sum64(u, c)
     if u == types.float32 and c == types.float32:
         return lambda u, c: log_sum32(u, c)
+
+
+def log_normal(x):
+    """``log(x)`` for positive, normal, finite ``x`` only; cheaper than :func:`log`."""
+    return np.log(x)
+
+
+def log_positive(x):
+    """``log(x)`` for positive ``x`` (subnormals too) except inf; no special-value fix-ups."""
+    return np.log(x)
+
+
+@overload(log_normal, jit_options=MATH)
+def _log_normal_overload(x):
+    if x == types.float64:
+        return lambda x: log_normal64(x)
+    if x == types.float32:
+        return lambda x: log_normal32(x)
+
+
+@overload(log_positive, jit_options=MATH)
+def _log_positive_overload(x):
+    if x == types.float64:
+        return lambda x: log_positive64(x)
+    if x == types.float32:
+        return lambda x: log_positive32(x)

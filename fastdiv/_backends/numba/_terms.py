@@ -23,7 +23,18 @@ from __future__ import annotations
 import numpy as np
 
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._math import fma, half, huge, like, log, log1p, log_sum, tiny
+from fastdiv._backends.numba._math import (
+    fma,
+    half,
+    huge,
+    like,
+    log,
+    log1p,
+    log_normal,
+    log_positive,
+    log_sum,
+    tiny,
+)
 from fastdiv._backends.numba._options import TERM
 
 _INF = np.inf
@@ -41,7 +52,7 @@ def rel_entr_fast(x, y):
     full relative accuracy even when ``x`` and ``y`` agree to many digits.
     """
     r = x / y
-    term = x * log(r) + fma(-r, y, x)
+    term = x * log_normal(r) + fma(-r, y, x)  # selected only where r is normal
     positive = (x > 0) & (y > 0)
     ratio_ok = (r >= tiny(r)) & (r <= huge(r))
     # Left over after NaN, 0 and the slow case: negative input, or x > 0 with
@@ -62,7 +73,7 @@ def rel_entr_slow(x, y):
 @jit(TERM)
 def entr(x):
     """``scipy.special.entr``: ``-x log x``; 0 at 0; ``-inf`` below 0; NaN stays NaN."""
-    term = -x * log(x)
+    term = -x * log_positive(x)  # selected only for x > 0 (inf: -inf * finite = -inf)
     special = _NAN if x != x else (0.0 if x == 0 else -_INF)
     return term if x > 0 else like(x, special)
 
