@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     console = report.console()
     planned = runner.plan(settings)
     console.print(report.heading(settings, len(planned)))
+    missing = [op.label for op in cases.REGISTRY if not op.available()]
+    if missing:
+        console.print(f"Not in this fastdiv yet, so not run: {', '.join(missing)}")
     with report.progress(console, runner.steps(planned)) as advance:
         records = runner.run(settings, planned, on_step=advance)
     first_calls = None
