@@ -1,0 +1,181 @@
+"""Vectorisable ``exp`` for float32 and float64 Numba code.
+
+Like :mod:`fastdiv._backends.numba._math`'s ``log``, this is branch-free
+arithmetic on bit patterns, so LLVM vectorises the loops that call it (the pip
+build of llvmlite has no vector math library; ``np.exp`` in a loop stays a
+scalar libm call).
+
+Method: ``x = k log(2) + r`` with ``k`` the nearest integer to ``x / log(2)``
+(found by adding and subtracting ``1.5 * 2**52``, which rounds to an integer
+in one addition), ``r`` computed in two parts (Cody and Waite) so it is exact
+to far below an ulp, ``|r| <= log(2) / 2``. Then
+``exp(r) = 1 + (r + r**2 Q(r))`` with ``Q`` a polynomial fitted to
+``(exp(r) - 1 - r) / r**2`` at Chebyshev nodes (relative error of the fit
+below 2e-17 for float64, 1e-8 for float32). The result is scaled by
+``2**k`` as ``2**k1 * 2**k2`` with ``k1 + k2 = k``, so overflow to ``inf`` and
+gradual underflow to subnormals and 0 come out of the multiplications. The
+input is clamped first (every value beyond the clamp gives the same ``inf``
+or 0), and NaN is restored by a select. Within 1 ulp (tests compare with
+``math.exp``); ``exp(0) == 1`` exactly.
+
+These functions must not be compiled with the ``reassoc`` fast-math flag:
+it would fold the rounding trick ``(t + shift) - shift`` to ``t``. They get
+``MATH`` options (``contract`` only); a loop that calls them is compiled with
+the same options and sums its results in a separate ``SUM`` function.
+
+Examples
+--------
+>>> import numba, numpy as np
+>>> from fastdiv._backends.numba import _exp
+>>> @numba.njit
+... def f(x):
+...     return _exp.exp(x)
+>>> float(f(np.float64(1.0)))
+2.718281828459045
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
+
+from fastdiv._backends.numba._cache import jit
+from fastdiv._backends.numba._options import MATH
+
+# width of the integer type, exponent shift, exponent bias
+_LAYOUT = {types.float64: (64, 52, 1023), types.float32: (32, 23, 127)}
+
+
+@intrinsic
+def _scales(typingctx, k):
+    """``(2**k1, 2**k2)`` with ``k1 = k >> 1``, ``k2 = k - k1``, for an integral float ``k``.
+
+    Each factor stays a normal number for every ``k`` that the clamped
+    input of :func:`exp` produces.
+    """
+    if k not in _LAYOUT:
+        return None
+    width, shift, bias = _LAYOUT[k]
+
+    def codegen(context, builder, signature, args):
+        ity = ir.IntType(width)
+        fty = context.get_value_type(k)
+        ki = builder.fptosi(args[0], ity)
+        k1 = builder.ashr(ki, ity(1))
+        k2 = builder.sub(ki, k1)
+        s1 = builder.bitcast(builder.shl(builder.add(k1, ity(bias)), ity(shift)), fty)
+        s2 = builder.bitcast(builder.shl(builder.add(k2, ity(bias)), ity(shift)), fty)
+        return context.make_tuple(builder, signature.return_type, [s1, s2])
+
+    return types.UniTuple(k, 2)(k), codegen
+
+
+@jit(MATH)
+def _one_plus(a, b, one):
+    """``1 + a + b`` for ``|b| <~ |a| < 1/2``, rounded once (two exact error terms).
+
+    Rounding ``a + b`` first and then ``1 + (a + b)`` would cost up to a whole
+    ulp of a result below 1.
+    """
+    s = a + b
+    e = (a - s) + b  # the rounding error of a + b (Fast2Sum)
+    y = one + s
+    return y + (((one - y) + s) + e)
+
+
+# -- float64 -------------------------------------------------------------------
+
+_LOG2E = 1.4426950408889634
+_SHIFT = 1.5 * 2.0**52
+_LN2_HI = 6.93147180369123816490e-01  # 32 significant bits: k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_LOW = -746.0  # exp(x) rounds to 0 below about -745.13
+_HIGH = 710.0  # and overflows above about 709.78
+_Q0 = 0.5000000000000001
+_Q1 = 0.16666666666666669
+_Q2 = 0.041666666666624164
+_Q3 = 0.008333333333330065
+_Q4 = 0.0013888888917196719
+_Q5 = 0.00019841269863040545
+_Q6 = 2.4801521322368692e-05
+_Q7 = 2.7557268480310024e-06
+_Q8 = 2.7620075879983367e-07
+_Q9 = 2.5100375832561234e-08
+
+
+@jit(MATH)
+def exp64(x):
+    """``exp(x)`` of a float64, vectorisable, within 1 ulp."""
+    xc = x if x > _LOW else _LOW  # NaN goes to _LOW here and is restored below
+    xc = xc if xc < _HIGH else _HIGH
+    k = (xc * _LOG2E + _SHIFT) - _SHIFT
+    r_hi = xc - k * _LN2_HI  # exact
+    r_lo = -k * _LN2_LO
+    r = r_hi + r_lo
+    q = _Q9 * r + _Q8
+    q = q * r + _Q7
+    q = q * r + _Q6
+    q = q * r + _Q5
+    q = q * r + _Q4
+    q = q * r + _Q3
+    q = q * r + _Q2
+    q = q * r + _Q1
+    q = q * r + _Q0
+    y = _one_plus(r_hi, r * r * q + r_lo, 1.0)
+    s1, s2 = _scales(k)
+    y = (y * s1) * s2
+    return y if x == x else x
+
+
+# -- float32 -------------------------------------------------------------------
+
+_F32 = np.float32
+_LOG2E32 = _F32(1.4426950408889634)
+_SHIFT32 = _F32(1.5 * 2.0**23)
+_LN2_HI32 = _F32(0.693145751953125)  # 16 significant bits
+_LN2_LO32 = _F32(1.428606765330187e-06)
+_LOW32 = _F32(-104.0)  # exp(x) rounds to 0 below about -103.97
+_HIGH32 = _F32(89.0)  # and overflows above about 88.72
+_ONE32 = _F32(1.0)
+_P0 = _F32(0.5)
+_P1 = _F32(0.1666657702559799)
+_P2 = _F32(0.041666554662050534)
+_P3 = _F32(0.008363173074513711)
+_P4 = _F32(0.001392617611993558)
+
+
+@jit(MATH)
+def exp32(x):
+    """``exp(x)`` of a float32, vectorisable, within 1 float32 ulp."""
+    xc = x if x > _LOW32 else _LOW32
+    xc = xc if xc < _HIGH32 else _HIGH32
+    k = (xc * _LOG2E32 + _SHIFT32) - _SHIFT32
+    r_hi = xc - k * _LN2_HI32
+    r_lo = -k * _LN2_LO32
+    r = r_hi + r_lo
+    q = _P4 * r + _P3
+    q = q * r + _P2
+    q = q * r + _P1
+    q = q * r + _P0
+    y = _one_plus(r_hi, r * r * q + r_lo, _ONE32)
+    s1, s2 = _scales(k)
+    y = (y * s1) * s2
+    return y if x == x else x
+
+
+# -- generic entry point -----------------------------------------------------------
+
+
+def exp(x):
+    """``exp(x)``; in jitted code the vectorisable float32/float64 version."""
+    return np.exp(x)
+
+
+@overload(exp, jit_options=MATH)
+def _exp_overload(x):
+    if x == types.float64:
+        return lambda x: exp64(x)
+    if x == types.float32:
+        return lambda x: exp32(x)
