@@ -8,13 +8,14 @@
  *   FD_T   storage type of p and q      FD_C   type the terms are computed in
  *   FD_NT(name)                         name with ISA and type suffix
  *   FD_C_F64                            1 when FD_C is double
- * Terms are always summed in double; with FD_C double the lanes carry
- * Neumaier compensation (KL terms of near-identical rows cancel strongly).
+ * Terms are always summed in double; KL terms with FD_C double carry per-lane
+ * two-sum compensation (KL terms of near-identical rows cancel strongly).
  * No include guard on purpose.
  */
 
 #if FD_C_F64
 #define FD_LOG FD_N(fd_log_d)
+#define FD_FLAG int64_t
 #define FD_LOG_NORMAL FD_N(fd_log_normal_d)
 #define FD_RESID FD_N(fd_resid_d)
 #define FD_FMA_C FD_FMA
@@ -29,6 +30,7 @@
 #endif
 #else
 #define FD_LOG FD_N(fd_log_f)
+#define FD_FLAG int32_t
 #define FD_LOG_NORMAL FD_N(fd_log_normal_f)
 #define FD_RESID FD_N(fd_resid_f)
 #define FD_FMA_C FD_FMAF
@@ -170,73 +172,108 @@ static FD_TARGET FD_C FD_NT(term_exact)(int op, FD_C p, FD_C q)
 /* ------------------------------------------------------------- reductions */
 
 /*
- * Adds the terms of p[0:n] (and q) to acc = {sum, compensation}.
- * op, masked and scaled are compile-time constants after inlining; scaled
- * divides p by sp and q by sq (the row sums; division, not multiplication by
- * a reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
+ * The terms of one block of m elements, summed into (s, c). op, masked,
+ * scaled and full are compile-time constants after inlining.
+ * scaled divides p by sp and q by sq (the row sums; division, not a
+ * reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
+ * full = 0 is the fast path: log without special-value handling, and a flag
+ * (the return value) when some kept element needs more; full = 1 (entropy
+ * and cross-entropy only) handles every value with selects.
+ * KL terms of near-identical rows cancel strongly, so with a double compute
+ * type they are summed with per-lane compensation (two-sum); the other terms
+ * have one sign (JS always, entropy and cross-entropy for probabilities) and
+ * use plain per-lane sums.
  */
+FD_INLINE FD_FLAG FD_NT(block_terms)(const int op, const int masked, const int scaled,
+                                     const int full, const FD_T *pb, const FD_T *qb,
+                                     const unsigned char *wb, ptrdiff_t m, FD_C sp, FD_C sq,
+                                     double *s_out, double *c_out)
+{
+    const int compensate = FD_C_F64 && (op == FD_OP_KL);
+    double s = 0.0, c = 0.0;
+    FD_FLAG bad = 0;   /* as wide as FD_C: no lane repacking in the loop */
+    FD_PRAGMA_SIMD(reduction(+ : s, c) reduction(| : bad))
+    for (ptrdiff_t i = 0; i < m; i++) {
+        FD_C x = (FD_C)pb[i], y = (FD_C)qb[i], t;
+        FD_FLAG ok = 1;
+        if (scaled) {
+            x /= sp;
+            y /= sq;
+        }
+        if (op == FD_OP_ENTROPY && full) {
+            t = FD_NT(entr_term)(x);
+        } else if (op == FD_OP_ENTROPY) {
+            t = (x == 0) ? (FD_C)0 : -x * FD_LOG_NORMAL(x);
+            ok = ((x >= FD_C_MIN) & (x <= FD_C_MAX)) | (x == 0);
+        } else if (op == FD_OP_CROSS_ENTROPY && full) {
+            t = FD_NT(xent_term)(x, y);
+        } else if (op == FD_OP_CROSS_ENTROPY) {
+            t = (x == 0) ? (FD_C)0 : -(x * FD_LOG_NORMAL(y));
+            ok = (y >= FD_C_MIN) & (y <= FD_C_MAX);
+        } else if (op == FD_OP_KL) {
+            t = FD_NT(kl_fast)(x, y);
+            ok = FD_NT(kl_fast_ok)(x, y);
+        } else {
+            t = FD_NT(js_fast)(x, y);
+            ok = FD_NT(js_fast_ok)(x, y);
+        }
+        if (masked) {
+            const int keep = wb[i] != 0;
+            t = keep ? t : (FD_C)0;
+            ok = ok | !keep;
+        }
+        bad |= !ok;
+        if (compensate) {   /* Knuth's two-sum, per lane: the rounding error of s + t, exactly */
+            const double sum = s + t;
+            const double bb = sum - s;
+            c += (s - (sum - bb)) + (t - bb);
+            s = sum;
+        } else {
+            s += (double)t;
+        }
+    }
+    *s_out = s;
+    *c_out = c;
+    return full ? 0 : bad;
+}
+
+/* One block, one element at a time, every edge case (term_exact): KL and JS. */
+static FD_TARGET void FD_NT(block_exact)(int op, const FD_T *pb, const FD_T *qb,
+                                         const unsigned char *wb, ptrdiff_t m, int scaled,
+                                         FD_C sp, FD_C sq, double *s_out, double *c_out)
+{
+    double s = 0.0, c = 0.0;
+    for (ptrdiff_t i = 0; i < m; i++) {
+        if (wb && !wb[i])
+            continue;
+        FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
+        if (scaled) {
+            x /= sp;
+            y /= sq;
+        }
+        fd_neumaier_add(&s, &c, (double)FD_NT(term_exact)(op, x, y));
+    }
+    *s_out = s;
+    *c_out = c;
+}
+
+/* Adds the terms of p[0:n] (and q) to acc = {sum, compensation}, block by block. */
 FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scaled,
                                   const FD_T *p, const FD_T *q, const unsigned char *w,
                                   ptrdiff_t n, FD_C sp, FD_C sq, double *acc)
 {
-    const int has_slow_path = (op == FD_OP_KL) | (op == FD_OP_JS);
     double total = acc[0], comp = acc[1];
     for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
         const FD_T *pb = p + start;
         const FD_T *qb = (op == FD_OP_ENTROPY) ? pb : q + start;
         const unsigned char *wb = masked ? w + start : 0;
-        double s = 0.0, c = 0.0;
-        int bad = 0;
-        FD_PRAGMA_SIMD(reduction(+ : s, c) reduction(| : bad))
-        for (ptrdiff_t i = 0; i < m; i++) {
-            FD_C x = (FD_C)pb[i], y = (FD_C)qb[i], t;
-            int ok = 1;
-            if (scaled) {
-                x /= sp;
-                y /= sq;
-            }
-            if (op == FD_OP_ENTROPY) {
-                t = FD_NT(entr_term)(x);
-            } else if (op == FD_OP_CROSS_ENTROPY) {
-                t = FD_NT(xent_term)(x, y);
-            } else if (op == FD_OP_KL) {
-                t = FD_NT(kl_fast)(x, y);
-                ok = FD_NT(kl_fast_ok)(x, y);
-            } else {
-                t = FD_NT(js_fast)(x, y);
-                ok = FD_NT(js_fast_ok)(x, y);
-            }
-            if (masked) {
-                const int keep = wb[i] != 0;
-                t = keep ? t : (FD_C)0;
-                ok = ok | !keep;
-            }
-            if (has_slow_path)
-                bad |= !ok;
-#if FD_C_F64
-            {   /* Neumaier, per lane */
-                const double sum = s + t;
-                c += (fabs(s) >= fabs(t)) ? ((s - sum) + t) : ((t - sum) + s);
-                s = sum;
-            }
-#else
-            s += (double)t;
-#endif
-        }
-        if (has_slow_path && bad) {
-            s = 0.0;
-            c = 0.0;
-            for (ptrdiff_t i = 0; i < m; i++) {
-                if (masked && !wb[i])
-                    continue;
-                FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
-                if (scaled) {
-                    x /= sp;
-                    y /= sq;
-                }
-                fd_neumaier_add(&s, &c, (double)FD_NT(term_exact)(op, x, y));
-            }
+        double s, c;
+        if (FD_NT(block_terms)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, &s, &c)) {
+            if (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY)
+                FD_NT(block_terms)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, &s, &c);
+            else
+                FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
         }
         fd_neumaier_add(&total, &comp, s);
         comp += c;
@@ -320,7 +357,7 @@ static FD_TARGET void FD_NT(rel_entr_map)(const void *p, const void *q, void *ou
     FD_C buf[FD_BLOCK];
     for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
-        int bad = 0;
+        FD_FLAG bad = 0;
         FD_PRAGMA_SIMD(reduction(| : bad))
         for (ptrdiff_t i = 0; i < m; i++) {
             const FD_C x = (FD_C)pt[start + i], y = (FD_C)qt[start + i];
@@ -354,6 +391,7 @@ static const fd_kernel_set FD_NT(kernel_set) = {
 };
 
 #undef FD_LOG
+#undef FD_FLAG
 #undef FD_LOG_NORMAL
 #undef FD_RESID
 #undef FD_FMA_C

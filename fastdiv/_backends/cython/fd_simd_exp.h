@@ -1,0 +1,95 @@
+/*
+ * Vectorisable exp and log1p for ONE instruction set (fastdiv's logit kernels).
+ *
+ * fd_logits.h includes this file once per instruction set, after fd_kernels.h
+ * (which provides fd_bits_d, FD_N, FD_INLINE and the vector log fd_log_d of
+ * fd_simd_math.h), with FD_ISA, FD_TARGET, FD_HAVE_FMA and FDL_FMA defined.
+ * No include guard on purpose.
+ *
+ * exp(x), branch-free on bit patterns:
+ *   x is clamped to [-1100, 1100] (NaN passes through the comparisons),
+ *   k = round(x / ln2) by the 1.5 * 2^52 shifter trick,
+ *   r = (x - k ln2_hi) - k ln2_lo with |r| <= ln2 / 2 (ln2_hi has 37
+ *   significant bits, so k ln2_hi is exact for |k| < 2^16 and the first
+ *   subtraction is exact),
+ *   exp(r) = 1 + (r + r^2 P(r)) with P a degree-10 fit of
+ *   (exp(r) - 1 - r) / r^2 on [-0.3467, 0.3467] (our own: mpmath.chebyfit,
+ *   error below 2^-59),
+ *   exp(x) = exp(r) * 2^k1 * 2^k2, k1 = floor(k / 2), k2 = k - k1: both
+ *   factors are normal numbers for every clamped x, so overflow gives +inf,
+ *   deep underflow 0, and a subnormal result is rounded once.
+ * No select is needed for inf (-> inf), -inf (-> 0) or NaN (-> NaN).
+ */
+
+/* exp(x) for every double x, within 1 ulp. */
+FD_INLINE double FD_N(fd_exp_d)(double x)
+{
+    const double shifter = 0x1.8p52 + 2048.0;    /* bits: 0x4338... + 2048 + k */
+    x = x < -1100.0 ? -1100.0 : x;
+    x = x > 1100.0 ? 1100.0 : x;
+    const double kd_shifted = FDL_FMA(x, 0x1.71547652b82fep0, shifter);
+    const uint64_t kb = fd_bits_d(kd_shifted) - 0x4338000000000000ULL;   /* k + 2048 > 0 */
+    const double k = kd_shifted - shifter;
+    const double hi = FDL_FMA(-k, 0x1.62e42fefa0000p-1, x);
+    const double r = FDL_FMA(-k, 0x1.cf79abc9e3b3ap-40, hi);
+    const double r2 = r * r;
+    double p = FDL_FMA(r, 0x1.1f7315649f2d7p-29, 0x1.af4e092e1705bp-26);
+    p = FDL_FMA(r, p, 0x1.27e4db5bb725ap-22);
+    p = FDL_FMA(r, p, 0x1.71de02225a2f3p-19);
+    p = FDL_FMA(r, p, 0x1.a01a01a6db488p-16);
+    p = FDL_FMA(r, p, 0x1.a01a01abeccc3p-13);
+    p = FDL_FMA(r, p, 0x1.6c16c16c162cfp-10);
+    p = FDL_FMA(r, p, 0x1.11111111100d3p-7);
+    p = FDL_FMA(r, p, 0x1.5555555555556p-5);
+    p = FDL_FMA(r, p, 0x1.5555555555557p-3);
+    p = FDL_FMA(r, p, 0.5);
+    const double y = 1.0 + FDL_FMA(r2, p, r);
+    /* 2^k1 and 2^k2 as bit patterns: k1 + 1023 = (kb >> 1) - 1, k2 + 1023 = kb - (kb >> 1) - 1 */
+    const uint64_t half = kb >> 1;
+    const double s1 = fd_from_bits_d((half - 1) << 52);
+    const double s2 = fd_from_bits_d((kb - half - 1) << 52);
+    return (y * s1) * s2;
+}
+
+/*
+ * exp(x) for x <= 0 (or NaN) to a relative 2^-38: the exp of the float32
+ * kernels, which compute in double and round once to float (2^-24), so the
+ * shorter polynomial (degree 6) changes no float32 result beyond that rounding.
+ */
+FD_INLINE double FD_N(fd_exp_f32_d)(double x)
+{
+    const double shifter = 0x1.8p52 + 2048.0;
+    x = x < -1100.0 ? -1100.0 : x;
+    x = x > 1100.0 ? 1100.0 : x;
+    const double kd_shifted = FDL_FMA(x, 0x1.71547652b82fep0, shifter);
+    const uint64_t kb = fd_bits_d(kd_shifted) - 0x4338000000000000ULL;
+    const double k = kd_shifted - shifter;
+    const double hi = FDL_FMA(-k, 0x1.62e42fefa0000p-1, x);
+    const double r = FDL_FMA(-k, 0x1.cf79abc9e3b3ap-40, hi);
+    const double r2 = r * r;
+    double p = FDL_FMA(r, 0x1.a11341e452c9dp-16, 0x1.a151a41f36204p-13);
+    p = FDL_FMA(r, p, 0x1.6c16857b3af8ep-10);
+    p = FDL_FMA(r, p, 0x1.1110c61e50f27p-7);
+    p = FDL_FMA(r, p, 0x1.5555555c8a024p-5);
+    p = FDL_FMA(r, p, 0x1.555555675a7dfp-3);
+    p = FDL_FMA(r, p, 0.5);
+    const double y = 1.0 + FDL_FMA(r2, p, r);
+    const uint64_t half = kb >> 1;
+    const double s1 = fd_from_bits_d((half - 1) << 52);
+    const double s2 = fd_from_bits_d((kb - half - 1) << 52);
+    return (y * s1) * s2;
+}
+
+/*
+ * log1p(u) for every double u: with v = 1 + u rounded, log1p(u) =
+ * log(v) + (u - (v - 1)) / v to first order in the rounding error of v
+ * (exact correction term); special values (u <= -1, inf, NaN) by selects.
+ */
+FD_INLINE double FD_N(fdl_log1p_d)(double u)
+{
+    const double v = 1.0 + u;
+    const double corr = (u - (v - 1.0)) / v;
+    const double y = FD_N(fd_log_d)(v) + corr;
+    /* v = 0 (u = -1): -inf; v = inf: inf; v < 0 or NaN: NaN, all from log(v) */
+    return ((v > 0.0) & (v < FD_INF_D)) ? y : FD_N(fd_log_d)(v);
+}
