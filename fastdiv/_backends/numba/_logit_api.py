@@ -1,0 +1,143 @@
+"""The Numba backend's logit-space kernels behind the kernel contract.
+
+These functions only lay the prepared operands out (``flat, start, step``, see
+:mod:`fastdiv._backends.numba._kernels`) and call the kernels of
+:mod:`fastdiv._backends.numba._logits`; the contract, with every
+precondition, is in :mod:`fastdiv._backends` ("Logit space").
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastdiv._backends.numba import _logit_api
+>>> out = np.empty(1)
+>>> _logit_api.logsumexp(np.array([[0.0, 0.0]]), None, None, out, None, 1)
+>>> round(float(out[0]), 12)
+0.69314718056
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fastdiv._backends.numba import _NO_MASK, _flat, _options, _threads
+from fastdiv._backends.numba import _logits
+
+__all__ = [
+    "logsumexp",
+    "log_softmax",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_probs",
+    "kl_divergence_logits",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+]
+
+_NO_TARGET = np.zeros(1, dtype=np.intp)
+
+
+def _mask(where):
+    if where is None:
+        return _NO_MASK, 0, 0, False
+    return (*_flat(where), True)
+
+
+def _launch(kernel, args, rows, n, num_threads):
+    """Call ``kernel(*args, threads)``: serial for small inputs, else on Numba's pool."""
+    threads = _threads(num_threads)
+    if threads == 1 or rows * n < _options.SERIAL_BELOW:
+        kernel(*args, 1)
+        return
+    with _options.launch_guard():
+        numba.set_num_threads(threads)
+        kernel(*args, threads)
+
+
+def _grad_target(grad_out, like):
+    """``(flat grad, has_grad)``: a dummy of ``like``'s dtype when no gradient is asked."""
+    if grad_out is None:
+        return np.empty(1, dtype=like.dtype), False
+    return grad_out.reshape(-1), True
+
+
+def logsumexp(a, b, where, out, sign_out, num_threads):
+    """``log|sum(b * exp(a))|`` per row into ``out``, its sign into ``sign_out`` (if given)."""
+    rows, n = a.shape
+    af, a0, as_ = _flat(a)
+    bf, b0, bs = (af, 0, 0) if b is None else _flat(b)
+    mf, m0, ms, has_mask = _mask(where)
+    signs = out if sign_out is None else sign_out
+    args = (af, a0, as_, bf, b0, bs, b is not None, mf, m0, ms, has_mask, rows, n, out, signs,
+            sign_out is not None)
+    _launch(_logits.logsumexp, args, rows, n, num_threads)
+
+
+def _row_map(kind, z, out, num_threads):
+    rows, n = z.shape
+    zf, z0, zs = _flat(z)
+    _launch(_logits.row_map, (kind, zf, z0, zs, rows, n, out.reshape(-1)), rows, n, num_threads)
+
+
+def log_softmax(z, out, num_threads):
+    """``log(softmax(z))`` of every row into ``out`` (may be ``z``'s own memory)."""
+    _row_map(0, z, out, num_threads)
+
+
+def softmax(z, out, num_threads):
+    """``softmax(z)`` of every row into ``out`` (may be ``z``'s own memory)."""
+    _row_map(1, z, out, num_threads)
+
+
+def _cross_entropy(z, p, target, label_smoothing, where, loss_out, grad_out, num_threads):
+    rows, n = z.shape
+    zf, z0, zs = _flat(z)
+    pf, p0, ps = (zf, 0, 0) if p is None else _flat(p)
+    mf, m0, ms, has_mask = _mask(where)
+    grad, has_grad = _grad_target(grad_out, z)
+    args = (zf, z0, zs, pf, p0, ps, p is not None, target, float(label_smoothing), mf, m0, ms,
+            has_mask, rows, n, loss_out, grad, has_grad)
+    _launch(_logits.softmax_cross_entropy, args, rows, n, num_threads)
+
+
+def softmax_cross_entropy(z, target, label_smoothing, where, loss_out, grad_out, num_threads):
+    """Softmax cross-entropy per row against class indices ``target`` (``-1``: ignored row)."""
+    _cross_entropy(z, None, target, label_smoothing, where, loss_out, grad_out, num_threads)
+
+
+def softmax_cross_entropy_probs(z, p, label_smoothing, where, loss_out, grad_out, num_threads):
+    """Softmax cross-entropy per row against target probabilities ``p``."""
+    _cross_entropy(z, p, _NO_TARGET, label_smoothing, where, loss_out, grad_out, num_threads)
+
+
+def kl_divergence_logits(a, b, temperature, where, loss_out, grad_out, num_threads):
+    """``KL(softmax(a / T) || softmax(b / T))`` per row; gradient with respect to ``b``."""
+    rows, n = a.shape
+    af, a0, as_ = _flat(a)
+    bf, b0, bs = _flat(b)
+    mf, m0, ms, has_mask = _mask(where)
+    grad, has_grad = _grad_target(grad_out, a)
+    args = (af, a0, as_, bf, b0, bs, 1.0 / float(temperature), mf, m0, ms, has_mask, rows, n,
+            loss_out, grad, has_grad)
+    _launch(_logits.kl_divergence_logits, args, rows, n, num_threads)
+
+
+def _binary(kind, p, q, w, where, out, num_threads):
+    rows, n = p.shape
+    pf, p0, ps = _flat(p)
+    qf, q0, qs = _flat(q)
+    wf, w0, ws = (pf, 0, 0) if w is None else _flat(w)
+    mf, m0, ms, has_mask = _mask(where)
+    args = (kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, w is not None, mf, m0, ms, has_mask, rows,
+            n, out)
+    _launch(_logits.binary_cross_entropy, args, rows, n, num_threads)
+
+
+def binary_cross_entropy(p, q, where, out, num_threads):
+    """Row sums of ``-(xlogy(p, q) + xlog1py(1 - p, -q))`` into ``out``."""
+    _binary(_logits.BCE, p, q, None, where, out, num_threads)
+
+
+def binary_cross_entropy_with_logits(z, t, pos_weight, where, out, num_threads):
+    """Row sums of ``w t softplus(-z) + (1 - t) softplus(z)`` into ``out``."""
+    _binary(_logits.BCE_LOGITS, z, t, pos_weight, where, out, num_threads)

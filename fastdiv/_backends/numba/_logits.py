@@ -1,0 +1,683 @@
+"""Numba kernels of the logit-space functions: fused, SIMD, serial or parallel over rows.
+
+Layout: as in :mod:`fastdiv._backends.numba._kernels`, every ``(rows, n)``
+operand arrives as a read-only 1-D array ``flat`` with ``start`` and
+``step`` (row ``i`` is ``flat[start + i * step:][:n]``), so any row stride,
+0 included, reaches the loops without a copy and with a unit inner stride.
+``where`` comes the same way (``uint8``); ``has_mask`` says whether it is real.
+
+Log-sum-exp, online over blocks. A row is read in blocks of ``BLOCK``
+elements. For each block: its max ``m`` (an integer max over order-preserving
+bit patterns, which vectorises where a float max does not, and which sorts
+every NaN above ``+inf``, so a NaN anywhere makes the row max NaN); then
+``e = exp(z - m)`` into a block buffer (input precision: float32 runs at full
+SIMD width) and a float64 tally of the buffer: the elements with ``e == 1``
+(the ones at ``m``) counted apart as the head ``c``, the others summed as the
+tail ``s``. Blocks merge into the row's ``(M, c, s)`` by rescaling with
+``exp(m - M)``, so a row is read from memory once and each block's second
+look hits L1. The row result is ``M + log(c) + log1p(s / c)``: SciPy's
+head/tail form, which keeps the digits of a sum close to ``c``. A row whose
+``M`` is not finite (``+inf``, NaN, or only ``-inf``/nothing kept) takes a
+plain scalar pass with IEEE semantics: the contract's values, rarely needed.
+
+Functions that write rows (``softmax``, the gradients) keep each block's
+``e`` in the output and its ``m`` in a small array during the first pass and
+scale in place in the second (``grad = e * exp(m - M) / S - q``), so loss plus
+gradient read the logits once and the output twice (from L2 for rows that fit).
+``kl_divergence_logits`` recomputes its two exponentials in the second pass.
+
+Fast-math: the exp and term loops get ``MATH`` (``contract`` only; ``reassoc``
+would break ``exp``'s rounding trick), the float64 tallies ``SUM``
+(``reassoc`` for SIMD accumulators). Neither drops NaN or inf.
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastdiv._backends.numba import _logits
+>>> z = np.array([0.0, -46.0]); m = np.ones(1, np.uint8); out = np.empty(1)
+>>> _logits.logsumexp(z, 0, 2, z, 0, 0, False, m, 0, 0, False, 1, 2, out, out, False, 1)
+>>> float(out[0])
+1.0530617357553813e-20
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import literally, prange, types
+from numba.extending import intrinsic
+
+from fastdiv._backends.numba._cache import jit
+from fastdiv._backends.numba._exp import exp
+from fastdiv._backends.numba._math import like, log, log1p
+from fastdiv._backends.numba._options import BLOCK, KERNEL, MATH, SERIAL_BELOW, SUM
+
+_INF = np.inf
+_NAN = np.nan
+
+# -- order-preserving integer keys of floats (a max that vectorises) ---------------
+
+_WIDTH = {types.float64: (64, types.int64), types.float32: (32, types.int32)}
+
+
+def _flip(builder, bits, width):
+    """Flip every bit but the sign of a negative pattern: an involution that orders floats."""
+    ity = ir.IntType(width)
+    mask = builder.lshr(builder.ashr(bits, ity(width - 1)), ity(1))
+    return builder.xor(bits, mask)
+
+
+@intrinsic
+def _key(typingctx, x):
+    """A signed integer that orders like ``x`` (``-0.0`` just below ``+0.0``)."""
+    if x not in _WIDTH:
+        return None
+    width, ity = _WIDTH[x]
+
+    def codegen(context, builder, signature, args):
+        return _flip(builder, builder.bitcast(args[0], ir.IntType(width)), width)
+
+    return ity(x), codegen
+
+
+@intrinsic
+def _unkey(typingctx, k, like_x):
+    """The float of type ``like_x`` whose key is ``k``."""
+    if like_x not in _WIDTH:
+        return None
+    width, _ = _WIDTH[like_x]
+
+    def codegen(context, builder, signature, args):
+        bits = _flip(builder, args[0], width)
+        return builder.bitcast(bits, context.get_value_type(like_x))
+
+    return like_x(k, like_x), codegen
+
+
+@intrinsic
+def _top_key(typingctx, x):
+    """The largest key of ``x``'s type (a NaN pattern): where every NaN goes."""
+    if x not in _WIDTH:
+        return None
+    width, ity = _WIDTH[x]
+
+    def codegen(context, builder, signature, args):
+        return ir.IntType(width)((1 << (width - 1)) - 1)
+
+    return ity(x), codegen
+
+
+@jit(MATH)
+def _block_top(z, w, has_w, m, has_mask):
+    """Max of the kept elements of a block (NaN if one is NaN, ``-inf`` if none is kept).
+
+    Kept: ``m != 0`` (with a mask) and ``w != 0`` (with weights).
+    """
+    x0 = z[0]
+    low = _key(like(x0, -_INF))
+    high = _top_key(x0)
+    top = low
+    if has_mask or has_w:
+        for j in range(z.size):
+            x = z[j]
+            k = _key(x) if x == x else high
+            kept = (not has_mask or m[j] != 0) & (not has_w or w[j] != 0)
+            k = k if kept else low
+            top = k if k > top else top
+    else:
+        for j in range(z.size):
+            x = z[j]
+            k = _key(x) if x == x else high
+            top = k if k > top else top
+    return _unkey(top, x0)
+
+
+@jit(MATH)
+def _fill_exp(z, w, has_w, m, has_mask, top, e):
+    """``e[j] = exp(z[j] - top)`` on kept elements, ``-1`` (never an exp) elsewhere."""
+    minus_one = like(top, -1.0)
+    if has_mask or has_w:
+        for j in range(z.size):
+            v = exp(z[j] - top)
+            kept = (not has_mask or m[j] != 0) & (not has_w or w[j] != 0)
+            e[j] = v if kept else minus_one
+    else:
+        for j in range(z.size):
+            e[j] = exp(z[j] - top)
+
+
+@jit(SUM)
+def _tally(e, w, has_w, size):
+    """``(head, tail)`` in float64: weights at ``e == 1`` and ``sum(w * e)`` of the others.
+
+    Elements marked ``-1`` (not kept) count nowhere; without weights ``w`` is 1.
+    """
+    head = 0.0
+    tail = 0.0
+    if has_w:
+        for j in range(size):
+            v = np.float64(e[j])
+            wj = np.float64(w[j])
+            head += wj if v == 1.0 else 0.0
+            tail += wj * v if (v != 1.0) & (v >= 0.0) else 0.0
+    else:
+        for j in range(size):
+            v = np.float64(e[j])
+            head += 1.0 if v == 1.0 else 0.0
+            tail += v if (v != 1.0) & (v > 0.0) else 0.0
+    return head, tail
+
+
+@jit(MATH)
+def _zero_marks(e):
+    """Replace the ``-1`` marks of :func:`_fill_exp` by 0 (before scaling into an output)."""
+    zero = like(e[0], 0.0)
+    for j in range(e.size):
+        v = e[j]
+        e[j] = v if v >= zero else zero
+
+
+@jit(MATH)
+def _merge(top, head, tail, block_top, block_head, block_tail):
+    """Fold one block's ``(m, head, tail)`` into the running ``(M, head, tail)``."""
+    if block_top > top:
+        tail = (head + tail) * math.exp(top - block_top) + block_tail
+        return block_top, block_head, tail
+    if block_top == top:
+        return top, head + block_head, tail + block_tail
+    return top, head, tail + (block_head + block_tail) * math.exp(block_top - top)
+
+
+@jit(MATH)
+def _row_lse(zf, zi, wf, wi, has_w, mf, mi, has_mask, n, e_store, eo, store, block_tops,
+             scratch):
+    """``(M, head, tail)`` of one row, online over blocks (see the module docstring).
+
+    With ``store`` each block's ``e`` stays in ``e_store[eo:eo + n]`` (0 where
+    not kept) and its max in ``block_tops``; otherwise ``scratch`` holds it.
+    ``M`` is the row max (NaN, ``+-inf`` included); ``head``, ``tail`` are
+    meaningful only for a finite ``M``.
+    """
+    top = -_INF
+    head = 0.0
+    tail = 0.0
+    bad = False
+    for b, start in enumerate(range(0, n, BLOCK)):
+        size = min(BLOCK, n - start)
+        z = zf[zi + start:zi + start + size]
+        w = wf[wi + start:wi + start + size] if has_w else wf[:0]
+        m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
+        e = e_store[eo + start:eo + start + size] if store else scratch[:size]
+        block_top = _block_top(z, w, has_w, m, has_mask)
+        top64 = np.float64(block_top)
+        if store:
+            block_tops[b] = top64
+        if top64 == -_INF or not math.isfinite(top64):
+            bad = bad or top64 == _INF or top64 != top64
+            if store:
+                e[:] = 0
+            continue
+        _fill_exp(z, w, has_w, m, has_mask, block_top, e)
+        block_head, block_tail = _tally(e, w, has_w, size)
+        if store and (has_mask or has_w):
+            _zero_marks(e)
+        top, head, tail = _merge(top, head, tail, top64, block_head, block_tail)
+    if bad:
+        top = _INF  # not finite: the caller takes the slow path
+    return top, head, tail
+
+
+@jit(MATH)
+def _log_sum(head, tail):
+    """``log(head + tail)`` as ``log(head) + log1p(tail / head)`` (``head >= 1``)."""
+    return math.log(head) + math.log1p(tail / head)
+
+
+@jit(MATH)
+def _plain_sum(zf, zi, wf, wi, has_w, mf, mi, has_mask, n, shift):
+    """``sum(w * exp(z - shift))`` over kept elements, plain IEEE arithmetic (slow path)."""
+    total = 0.0
+    for j in range(n):
+        if has_mask and mf[mi + j] == 0:
+            continue
+        wj = np.float64(wf[wi + j]) if has_w else 1.0
+        if wj == 0.0:
+            continue
+        total += wj * math.exp(np.float64(zf[zi + j]) - shift)
+    return total
+
+
+@jit(MATH)
+def _sign(x):
+    return _NAN if x != x else (1.0 if x > 0 else (-1.0 if x < 0 else 0.0))
+
+
+@jit(MATH)
+def _block_count(n):
+    return (n + BLOCK - 1) // BLOCK
+
+
+# -- logsumexp -------------------------------------------------------------------
+
+
+@jit(MATH)
+def _logsumexp_row(i, af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, n, out, sign_out,
+                   has_sign, scratch):
+    ai, bi, mi = a0 + i * as_, b0 + i * bs, m0 + i * ms
+    top, head, tail = _row_lse(af, ai, bf, bi, has_b, mf, mi, has_mask, n, scratch, 0, False,
+                               scratch, scratch)
+    if math.isfinite(top):
+        if head == 0.0:
+            value = top + math.log(abs(tail))
+            sign = _sign(tail)
+        else:
+            r = tail / head
+            value = top + math.log(abs(head)) + math.log1p(r if r >= -1.0 else -r - 2.0)
+            sign = _sign(head) * _sign(r + 1.0)
+    else:
+        total = _plain_sum(af, ai, bf, bi, has_b, mf, mi, has_mask, n, 0.0)
+        value = math.log(abs(total))
+        sign = _sign(total)
+    if has_sign:
+        sign_out[i] = sign
+    elif sign < 0:
+        value = _NAN
+    out[i] = value
+
+
+@jit(KERNEL)
+def logsumexp(af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, rows, n, out, sign_out,
+              has_sign, num_threads):
+    """``log|sum(b * exp(a))|`` (and its sign) of every row into ``out`` (float64)."""
+    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
+        scratch = np.empty(min(BLOCK, max(n, 1)), af.dtype)
+        for i in range(rows):
+            _logsumexp_row(i, af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, n, out,
+                           sign_out, has_sign, scratch)
+        return
+    for i in prange(rows):
+        scratch = np.empty(min(BLOCK, n), af.dtype)
+        _logsumexp_row(i, af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, n, out,
+                       sign_out, has_sign, scratch)
+
+
+# -- log_softmax and softmax -------------------------------------------------------
+
+
+@jit(MATH)
+def _write_log_softmax(z, shift, log_sum, out):
+    for j in range(z.size):
+        out[j] = (np.float64(z[j]) - shift) - log_sum
+
+
+@jit(MATH)
+def _log_softmax_row(i, zf, z0, zs, n, out, scratch):
+    zi = z0 + i * zs
+    top, head, tail = _row_lse(zf, zi, zf, 0, False, zf, 0, False, n, scratch, 0, False,
+                               scratch, scratch)
+    if math.isfinite(top):
+        shift, log_sum = top, _log_sum(head, tail)
+    else:
+        shift, log_sum = 0.0, math.log(_plain_sum(zf, zi, zf, 0, False, zf, 0, False, n, 0.0))
+    for start in range(0, n, BLOCK):
+        size = min(BLOCK, n - start)
+        _write_log_softmax(zf[zi + start:zi + start + size], shift, log_sum,
+                           out[i * n + start:i * n + start + size])
+
+
+@jit(MATH)
+def _scale_block(e, scale):
+    for j in range(e.size):
+        e[j] = np.float64(e[j]) * scale
+
+
+@jit(MATH)
+def _softmax_row(i, zf, z0, zs, n, out, block_tops):
+    zi = z0 + i * zs
+    top, head, tail = _row_lse(zf, zi, zf, 0, False, zf, 0, False, n, out, i * n, True,
+                               block_tops, out)
+    if not math.isfinite(top):
+        out[i * n:(i + 1) * n] = _NAN
+        return
+    inverse = 1.0 / (head + tail)
+    for b, start in enumerate(range(0, n, BLOCK)):
+        size = min(BLOCK, n - start)
+        _scale_block(out[i * n + start:i * n + start + size],
+                     math.exp(block_tops[b] - top) * inverse)
+
+
+@jit(KERNEL)
+def row_map(kind, zf, z0, zs, rows, n, out, num_threads):
+    """``kind`` 0: ``log_softmax``, 1: ``softmax`` of every row into ``out`` (flat, C order).
+
+    ``out`` may be the memory of ``z``: each element is read before it is written.
+    """
+    literally(kind)
+    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
+        scratch = np.empty(min(BLOCK, max(n, 1)), zf.dtype)
+        tops = np.empty(_block_count(n))
+        for i in range(rows):
+            if kind == 0:
+                _log_softmax_row(i, zf, z0, zs, n, out, scratch)
+            else:
+                _softmax_row(i, zf, z0, zs, n, out, tops)
+        return
+    for i in prange(rows):
+        if kind == 0:
+            scratch = np.empty(min(BLOCK, n), zf.dtype)
+            _log_softmax_row(i, zf, z0, zs, n, out, scratch)
+        else:
+            tops = np.empty(_block_count(n))
+            _softmax_row(i, zf, z0, zs, n, out, tops)
+
+
+# -- softmax cross-entropy -----------------------------------------------------------
+
+
+@jit(SUM)
+def _kept_sums(z, p, has_p, m, has_mask):
+    """``(count, sum z, sum p, sum p z [p != 0])`` over the kept elements, float64."""
+    count = 0.0
+    z_sum = 0.0
+    p_sum = 0.0
+    pz_sum = 0.0
+    for j in range(z.size):
+        kept = not has_mask or m[j] != 0
+        x = np.float64(z[j])
+        count += 1.0 if kept else 0.0
+        z_sum += x if kept else 0.0
+        if has_p:
+            pj = np.float64(p[j])
+            p_sum += pj if kept else 0.0
+            pz_sum += pj * x if kept & (pj != 0.0) else 0.0
+    return count, z_sum, p_sum, pz_sum
+
+
+@jit(MATH)
+def _write_grad(e, p, has_p, m, has_mask, scale, uniform, keep_p):
+    """``e = Q * e * exp(m - M) / S - q`` in place, ``q = keep_p * p + uniform`` on kept."""
+    zero = 0.0
+    for j in range(e.size):
+        kept = not has_mask or m[j] != 0
+        q = (keep_p * np.float64(p[j]) if has_p else zero) + uniform
+        e[j] = np.float64(e[j]) * scale - (q if kept else zero)
+
+
+@jit(MATH)
+def _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
+                       has_mask, n, loss_out, grad, has_grad, block_tops, scratch):
+    """Loss (and gradient) of row ``i``: class index ``target[i]`` or probabilities ``p``."""
+    zi, pi, mi, gi = z0 + i * zs, p0 + i * ps, m0 + i * ms, i * n
+    label = target[i] if not has_p else 0
+    if label < 0 or n == 0:
+        loss_out[i] = 0.0
+        if has_grad:
+            grad[gi:gi + n] = 0
+        return
+    top, head, tail = _row_lse(zf, zi, zf, 0, False, mf, mi, has_mask, n, grad, gi, has_grad,
+                               block_tops, scratch)
+    count, z_sum, p_sum, pz_sum = 0.0, 0.0, 0.0, 0.0
+    if smoothing != 0.0 or has_mask or has_p:
+        for start in range(0, n, BLOCK):
+            size = min(BLOCK, n - start)
+            sums = _kept_sums(zf[zi + start:zi + start + size], pf[pi + start:pi + start + size],
+                              has_p, mf[mi + start:mi + start + size] if has_mask else mf[:0],
+                              has_mask)
+            count += sums[0]
+            z_sum += sums[1]
+            p_sum += sums[2]
+            pz_sum += sums[3]
+    else:
+        count = np.float64(n)
+    if count == 0.0:
+        loss_out[i] = 0.0
+        if has_grad:
+            grad[gi:gi + n] = 0
+        return
+    keep = 1.0 - smoothing
+    uniform = smoothing / count
+    if not math.isfinite(top):
+        loss_out[i] = _NAN
+        if has_grad:
+            for j in range(n):
+                grad[gi + j] = _NAN if not has_mask or mf[mi + j] != 0 else 0.0
+        return
+    total = head + tail
+    log_sum = _log_sum(head, tail)
+    if has_p:
+        # sum(q (M - z)) with q = keep * p + uniform; total_q = sum(q)
+        total_q = keep * p_sum + smoothing
+        loss = keep * (top * p_sum - pz_sum) if keep != 0.0 else 0.0
+    else:
+        total_q = 1.0
+        z_label = np.float64(zf[zi + label])
+        loss = keep * (top - z_label) if keep != 0.0 else 0.0
+    if smoothing != 0.0:
+        loss += smoothing * top - uniform * z_sum
+    loss_out[i] = loss + total_q * log_sum
+    if has_grad:
+        e_label = np.float64(grad[gi + label]) if not has_p else 0.0
+        for b, start in enumerate(range(0, n, BLOCK)):
+            size = min(BLOCK, n - start)
+            scale = total_q * math.exp(block_tops[b] - top) / total
+            _write_grad(grad[gi + start:gi + start + size], pf[pi + start:pi + start + size],
+                        has_p, mf[mi + start:mi + start + size] if has_mask else mf[:0],
+                        has_mask, scale, uniform, keep)
+        if not has_p:
+            b = label // BLOCK
+            scale = math.exp(block_tops[b] - top) / total
+            grad[gi + label] = e_label * scale - (keep + uniform)
+
+
+@jit(KERNEL)
+def softmax_cross_entropy(zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
+                          has_mask, rows, n, loss_out, grad, has_grad, num_threads):
+    """Per-row softmax cross-entropy into ``loss_out`` (float64), gradient into ``grad``.
+
+    ``has_p``: targets are probabilities ``p`` (``target`` unused), else class
+    indices ``target`` (``-1``: ignored row). ``grad`` is flat, C order, with
+    ``z``'s dtype; written only when ``has_grad``.
+    """
+    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
+        scratch = np.empty(min(BLOCK, max(n, 1)), zf.dtype)
+        tops = np.empty(_block_count(n))
+        for i in range(rows):
+            _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
+                               has_mask, n, loss_out, grad, has_grad, tops, scratch)
+        return
+    for i in prange(rows):
+        scratch = np.empty(min(BLOCK, n), zf.dtype)
+        tops = np.empty(_block_count(n))
+        _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
+                           has_mask, n, loss_out, grad, has_grad, tops, scratch)
+
+
+# -- KL divergence between softmaxes of logits ---------------------------------------------
+
+
+@jit(MATH)
+def _scaled_into(a, inverse_t, out):
+    """``out[j] = float64(a[j]) * inverse_t`` (the logits over the temperature)."""
+    for j in range(a.size):
+        out[j] = np.float64(a[j]) * inverse_t
+
+
+@jit(SUM)
+def _cross_term(ex, x, y, size):
+    """``sum(ex * (x - y))`` over elements with ``ex > 0`` (``-1`` marks and 0 add nothing)."""
+    total = 0.0
+    for j in range(size):
+        v = ex[j]
+        total += v * (x[j] - y[j]) if v > 0.0 else 0.0
+    return total
+
+
+@jit(MATH)
+def _write_kl_grad(x, y, top_x, top_y, inv_sx, inv_sy, inverse_t, m, has_mask, g):
+    for j in range(x.size):
+        value = (exp(y[j] - top_y) * inv_sy - exp(x[j] - top_x) * inv_sx) * inverse_t
+        g[j] = value if not has_mask or m[j] != 0 else 0.0
+
+
+@jit(MATH)
+def _kl_row(i, af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, n, loss_out, grad,
+            has_grad, buffers):
+    ai, bi, mi, gi = a0 + i * as_, b0 + i * bs, m0 + i * ms, i * n
+    xw, yw, ex, ey = buffers
+    top_x, head_x, tail_x = -_INF, 0.0, 0.0
+    top_y, head_y, tail_y = -_INF, 0.0, 0.0
+    cross = 0.0  # sum over blocks of exp(x - M_x) (x - y), rescaled to the running M_x
+    bad = False
+    kept_any = n > 0
+    if has_mask:
+        kept_any = False
+        for j in range(n):
+            if mf[mi + j] != 0:
+                kept_any = True
+                break
+    for start in range(0, n, BLOCK):
+        size = min(BLOCK, n - start)
+        m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
+        x, y = xw[:size], yw[:size]
+        _scaled_into(af[ai + start:ai + start + size], inverse_t, x)
+        _scaled_into(bf[bi + start:bi + start + size], inverse_t, y)
+        bx = _block_top(x, x, False, m, has_mask)
+        by = _block_top(y, y, False, m, has_mask)
+        if bx == _INF or bx != bx or by == _INF or by != by:
+            bad = True
+            continue
+        if by != -_INF:  # a side with only -inf (or nothing kept) adds nothing to its sum
+            _fill_exp(y, y, False, m, has_mask, by, ey)
+            hy, ty = _tally(ey, ey, False, size)
+            top_y, head_y, tail_y = _merge(top_y, head_y, tail_y, by, hy, ty)
+        if bx != -_INF:
+            _fill_exp(x, x, False, m, has_mask, bx, ex)
+            hx, tx = _tally(ex, ex, False, size)
+            block_cross = _cross_term(ex, x, y, size)
+            if bx > top_x:
+                cross = cross * math.exp(top_x - bx) + block_cross
+            else:
+                cross += block_cross * math.exp(bx - top_x)
+            top_x, head_x, tail_x = _merge(top_x, head_x, tail_x, bx, hx, tx)
+    if not kept_any:
+        loss_out[i] = 0.0
+        if has_grad:
+            grad[gi:gi + n] = 0
+        return
+    if bad or not (math.isfinite(top_x) and math.isfinite(top_y)):
+        loss_out[i] = _NAN
+        if has_grad:
+            for j in range(n):
+                grad[gi + j] = _NAN if not has_mask or mf[mi + j] != 0 else 0.0
+        return
+    s_x, s_y = head_x + tail_x, head_y + tail_y
+    kl = cross / s_x - (top_x - top_y) + (_log_sum(head_y, tail_y) - _log_sum(head_x, tail_x))
+    loss_out[i] = 0.0 if kl < 0.0 else kl
+    if has_grad:
+        for start in range(0, n, BLOCK):
+            size = min(BLOCK, n - start)
+            x, y = xw[:size], yw[:size]
+            _scaled_into(af[ai + start:ai + start + size], inverse_t, x)
+            _scaled_into(bf[bi + start:bi + start + size], inverse_t, y)
+            m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
+            _write_kl_grad(x, y, top_x, top_y, 1.0 / s_x, 1.0 / s_y, inverse_t, m, has_mask,
+                           grad[gi + start:gi + start + size])
+
+
+@jit(MATH)
+def _kl_buffers(n):
+    size = min(BLOCK, max(n, 1))
+    return np.empty(size), np.empty(size), np.empty(size), np.empty(size)
+
+
+@jit(KERNEL)
+def kl_divergence_logits(af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, rows, n,
+                         loss_out, grad, has_grad, num_threads):
+    """``KL(softmax(a / T) || softmax(b / T))`` per row, computed in float64; gradient wrt ``b``."""
+    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
+        buffers = _kl_buffers(n)
+        for i in range(rows):
+            _kl_row(i, af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, n, loss_out,
+                    grad, has_grad, buffers)
+        return
+    for i in prange(rows):
+        buffers = _kl_buffers(n)
+        _kl_row(i, af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, n, loss_out, grad,
+                has_grad, buffers)
+
+
+# -- binary cross-entropies (float64 terms, masked float64 sums) ----------------------------
+
+BCE = 0
+BCE_LOGITS = 1
+
+
+@jit(MATH)
+def _softplus(x):
+    """``log(1 + exp(x))`` as ``max(x, 0) + log1p(exp(-|x|))``; NaN stays NaN."""
+    return (x if not x <= 0.0 else 0.0) + log1p(exp(-abs(x)))
+
+
+@jit(MATH)
+def _bce_fill(kind, p, q, w, has_w, buffer):
+    """Terms of one block in float64 (``p, q`` or ``z, t`` with weights ``w``)."""
+    literally(kind)
+    for j in range(p.size):
+        a = np.float64(p[j])
+        b = np.float64(q[j])
+        if kind == BCE:
+            first = 0.0 if (a == 0.0) & (b == b) else -a * log(b)
+            rest = 1.0 - a
+            second = 0.0 if (rest == 0.0) & (b == b) else -rest * log1p(-b)
+        else:
+            positive = np.float64(w[j]) * b if has_w else b
+            rest = 1.0 - b
+            first = 0.0 if (positive == 0.0) & (a == a) else positive * _softplus(-a)
+            second = 0.0 if (rest == 0.0) & (a == a) else rest * _softplus(a)
+        buffer[j] = first + second
+
+
+@jit(SUM)
+def _masked_sum(buffer, m, has_mask, size):
+    total = 0.0
+    if has_mask:
+        for j in range(size):
+            total += buffer[j] if m[j] != 0 else 0.0
+    else:
+        for j in range(size):
+            total += buffer[j]
+    return total
+
+
+@jit(MATH)
+def _bce_row(kind, i, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, n, out,
+             buffer):
+    literally(kind)
+    pi, qi, wi, mi = p0 + i * ps, q0 + i * qs, w0 + i * ws, m0 + i * ms
+    total = 0.0
+    for start in range(0, n, BLOCK):
+        size = min(BLOCK, n - start)
+        _bce_fill(kind, pf[pi + start:pi + start + size], qf[qi + start:qi + start + size],
+                  wf[wi + start:wi + start + size] if has_w else wf[:0], has_w, buffer)
+        total += _masked_sum(buffer, mf[mi + start:mi + start + size] if has_mask else mf[:0],
+                             has_mask, size)
+    out[i] = total
+
+
+@jit(KERNEL)
+def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask,
+                         rows, n, out, num_threads):
+    """Row sums of the binary cross-entropy terms of ``kind`` into ``out`` (float64)."""
+    literally(kind)
+    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
+        buffer = np.empty(min(BLOCK, max(n, 1)))
+        for i in range(rows):
+            _bce_row(kind, i, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask,
+                     n, out, buffer)
+        return
+    for i in prange(rows):
+        buffer = np.empty(min(BLOCK, n))
+        _bce_row(kind, i, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, n,
+                 out, buffer)
