@@ -1,0 +1,540 @@
+/*
+ * Logit-space row kernels for ONE instruction set and ONE storage type.
+ *
+ * fd_logits.h includes this file twice per instruction set: FDL_T double
+ * (FDL_TS f64) and FDL_T float (FDL_TS f32). Every kernel computes in double
+ * (float32 input included) and rounds once when it stores a result.
+ * Semantics: the "Logit space" section of fastdiv/_backends/__init__.py.
+ *
+ * Row layout: unit inner stride; w is NULL or one uint8 per element (0 =
+ * masked). A row is read at most twice for a loss and its gradient: pass 1
+ * takes the max (NaN tracked explicitly: `x > m ? x : m` drops NaN), pass 2
+ * sums exp(z - max) and, when a gradient or softmax is asked for, stores each
+ * exp into `ebuf` (double; the output row itself for double data), which the
+ * last loop turns into the result without touching the logits again.
+ * `masked`, `weighted` and similar int parameters of the FD_INLINE bodies
+ * are compile-time constants after inlining: each combination is its own
+ * vectorised loop. No include guard on purpose.
+ */
+
+#define FDL_NT(name) FD_CAT(FD_N(name), FDL_TS)
+
+#if FDL_T_IS_DOUBLE
+#define FDL_EXP FD_N(fd_exp_d)
+#else
+#define FDL_EXP FD_N(fd_exp_f32_d)
+#endif
+
+/* ---------------------------------------------------------------- pass 1 */
+
+/*
+ * Max of the kept elements of z (kept: w[i] != 0 when masked, b[i] != 0 when
+ * weighted): NaN if a kept element is NaN, -inf if none is kept.
+ * *count gets the number of kept elements.
+ */
+FD_INLINE double FDL_NT(row_max)(const int masked, const int weighted, const FDL_T *z,
+                                  const FDL_T *b, const unsigned char *w, ptrdiff_t n,
+                                  double *count)
+{
+    double m = -FD_INF_D, kept_count = 0.0;
+    int64_t nan = 0;
+    FD_PRAGMA_SIMD(reduction(max : m) reduction(| : nan) reduction(+ : kept_count))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double x = (double)z[i];
+        int64_t keep = 1;
+        if (masked)
+            keep = w[i] != 0;
+        if (weighted)
+            keep &= (int64_t)(b[i] != 0);
+        const double v = keep ? x : -FD_INF_D;
+        m = v > m ? v : m;
+        nan |= keep & (int64_t)(x != x);
+        kept_count += keep ? 1.0 : 0.0;
+    }
+    *count = kept_count;
+    return nan ? FD_NAN_D : m;
+}
+
+/* Max of two rows at once (kl_divergence_logits), divided by t, over the kept elements. */
+FD_INLINE void FDL_NT(row_max2)(const int masked, const FDL_T *a, const FDL_T *b, double t,
+                                const unsigned char *w, ptrdiff_t n, double *ma, double *mb,
+                                double *count)
+{
+    double m1 = -FD_INF_D, m2 = -FD_INF_D, kept_count = 0.0;
+    int64_t nan = 0;
+    FD_PRAGMA_SIMD(reduction(max : m1, m2) reduction(| : nan) reduction(+ : kept_count))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double x = (double)a[i] / t, y = (double)b[i] / t;
+        int64_t keep = 1;
+        if (masked)
+            keep = w[i] != 0;
+        const double vx = keep ? x : -FD_INF_D, vy = keep ? y : -FD_INF_D;
+        m1 = vx > m1 ? vx : m1;
+        m2 = vy > m2 ? vy : m2;
+        nan |= keep & ((int64_t)(x != x) | (int64_t)(y != y));
+        kept_count += keep ? 1.0 : 0.0;
+    }
+    *ma = nan ? FD_NAN_D : m1;
+    *mb = nan ? FD_NAN_D : m2;
+    *count = kept_count;
+}
+
+/* ------------------------------------------------------------- logsumexp */
+
+/*
+ * The row when its max m is not finite (+inf, -inf, NaN, nothing kept):
+ * log|sum(b exp(a))| in plain IEEE arithmetic, sign its sign.
+ */
+static FD_TARGET void FDL_NT(lse_plain)(const FDL_T *a, const FDL_T *b, const unsigned char *w,
+                                        ptrdiff_t n, double *out, double *sign)
+{
+    double total = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        if ((w && !w[i]) || (b && b[i] == 0))
+            continue;
+        const double e = exp((double)a[i]);
+        total += b ? (double)b[i] * e : e;
+    }
+    *out = log(fabs(total));
+    *sign = total > 0 ? 1.0 : (total < 0 ? -1.0 : (total == 0 ? 0.0 : total));
+}
+
+FD_INLINE void FDL_NT(lse_body)(const int masked, const int weighted, const FDL_T *a,
+                                const FDL_T *b, const unsigned char *w, ptrdiff_t n,
+                                double *out, double *sign)
+{
+    double count;
+    const double m = FDL_NT(row_max)(masked, weighted, a, b, w, n, &count);
+    if (!fdl_finite(m)) {
+        FDL_NT(lse_plain)(a, weighted ? b : 0, masked ? w : 0, n, out, sign);
+        return;
+    }
+    double head = 0.0, tail = 0.0;
+    FD_PRAGMA_SIMD(reduction(+ : head, tail))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double x = (double)a[i];
+        const double e = FDL_EXP(x - m);
+        int keep = 1;
+        double weight = 1.0;
+        if (masked)
+            keep = w[i] != 0;
+        if (weighted) {
+            weight = (double)b[i];
+            keep &= weight != 0;
+        }
+        const int at_max = x == m;
+        head += (keep & at_max) ? weight : 0.0;
+        tail += (keep & !at_max) ? weight * e : 0.0;
+    }
+    if (!weighted) {            /* head >= 1, tail >= 0 */
+        *out = m + fdl_log_sum(head, tail);
+        *sign = 1.0;
+        return;
+    }
+    if (head == 0) {
+        *out = m + log(fabs(tail));
+        *sign = tail > 0 ? 1.0 : (tail < 0 ? -1.0 : (tail == 0 ? 0.0 : tail));
+        return;
+    }
+    const double r = tail / head;
+    *out = m + log(fabs(head)) + (r < -1 ? log1p(-r - 2) : log1p(r));
+    const double sh = head > 0 ? 1.0 : (head < 0 ? -1.0 : head);
+    const double sr = r + 1 > 0 ? 1.0 : (r + 1 < 0 ? -1.0 : (r + 1 == 0 ? 0.0 : r));
+    *sign = sh * sr;
+}
+
+static FD_TARGET void FDL_NT(logsumexp)(const void *a, const void *b, const unsigned char *w,
+                                        ptrdiff_t n, int want_sign, double *out, double *sign)
+{
+    const FDL_T *at = (const FDL_T *)a, *bt = (const FDL_T *)b;
+    double s;
+    if (w && b)
+        FDL_NT(lse_body)(1, 1, at, bt, w, n, out, &s);
+    else if (w)
+        FDL_NT(lse_body)(1, 0, at, bt, w, n, out, &s);
+    else if (b)
+        FDL_NT(lse_body)(0, 1, at, bt, w, n, out, &s);
+    else
+        FDL_NT(lse_body)(0, 0, at, bt, w, n, out, &s);
+    if (want_sign)
+        *sign = s;
+    else if (s < 0)
+        *out = FD_NAN_D;
+}
+
+/* ------------------------------------------------- log_softmax and softmax */
+
+/* Sum of exp(z - m) split into (count at the max, rest); stores each exp in
+ * ebuf when store. m finite, no NaN in z. */
+FD_INLINE void FDL_NT(exp_sums)(const int store, const FDL_T *z, ptrdiff_t n, double m,
+                                double *ebuf, double *head_out, double *tail_out)
+{
+    double head = 0.0, tail = 0.0;
+    FD_PRAGMA_SIMD(reduction(+ : head, tail))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double x = (double)z[i];
+        const double e = FDL_EXP(x - m);
+        if (store)
+            ebuf[i] = e;
+        const int at_max = x == m;
+        head += at_max ? 1.0 : 0.0;
+        tail += at_max ? 0.0 : e;
+    }
+    *head_out = head;
+    *tail_out = tail;
+}
+
+static FD_TARGET void FDL_NT(log_softmax)(const void *z, void *out, ptrdiff_t n)
+{
+    const FDL_T *zt = (const FDL_T *)z;
+    FDL_T *o = (FDL_T *)out;
+    double count, head, tail, shift = 0.0;
+    const double m = FDL_NT(row_max)(0, 0, zt, 0, 0, n, &count);
+    if (fdl_finite(m)) {
+        FDL_NT(exp_sums)(0, zt, n, m, 0, &head, &tail);
+        shift = fdl_log_sum(head, tail);
+    }
+    /* finite m: (z - m) - log S; otherwise z - m is SciPy's z - log(sum(exp(z))) */
+    FD_PRAGMA_SIMD()
+    for (ptrdiff_t i = 0; i < n; i++)
+        o[i] = (FDL_T)(((double)zt[i] - m) - shift);
+}
+
+static FD_TARGET void FDL_NT(softmax)(const void *z, void *out, ptrdiff_t n, double *ebuf)
+{
+    const FDL_T *zt = (const FDL_T *)z;
+    FDL_T *o = (FDL_T *)out;
+    double count, head, tail;
+    const double m = FDL_NT(row_max)(0, 0, zt, 0, 0, n, &count);
+    if (!fdl_finite(m)) {
+        for (ptrdiff_t i = 0; i < n; i++)
+            o[i] = (FDL_T)FD_NAN_D;
+        return;
+    }
+    FDL_NT(exp_sums)(1, zt, n, m, ebuf, &head, &tail);
+    const double total = head + tail;
+    FD_PRAGMA_SIMD()
+    for (ptrdiff_t i = 0; i < n; i++)
+        o[i] = (FDL_T)(ebuf[i] / total);
+}
+
+/* ------------------------------------------------------- cross-entropies */
+
+/* Gradient row of a row whose loss is NaN (max not finite) or 0 (ignored):
+ * value on kept elements, 0 on masked ones. */
+static FD_TARGET void FDL_NT(fill_grad)(FDL_T *grad, const unsigned char *w, ptrdiff_t n,
+                                        double value)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        grad[i] = (FDL_T)((w && !w[i]) ? 0.0 : value);
+}
+
+/*
+ * Pass 2 of the cross-entropies: exp(z - m) over the kept elements (stored
+ * in ebuf when store, 0 at masked ones), split into head (count at the max)
+ * and tail. probs: the target is q = (1 - eps) p + eps / C (kept elements),
+ * and *qz gets sum(q (m - z)) over q != 0, *qsum sum(q). Class indices: *qz
+ * gets sum(m - z) over the kept elements other than `skip` (for smoothing).
+ */
+FD_INLINE void FDL_NT(ce_sums)(const int masked, const int probs, const int smooth,
+                               const int store, const FDL_T *z, const FDL_T *p,
+                               const unsigned char *w, ptrdiff_t n, double m, double keep_p,
+                               double uniform, ptrdiff_t skip, double *ebuf, double *head_out,
+                               double *tail_out, double *qz_out, double *qsum_out)
+{
+    double head = 0.0, tail = 0.0, qz = 0.0, qsum = 0.0;
+    FD_PRAGMA_SIMD(reduction(+ : head, tail, qz, qsum))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double x = (double)z[i];
+        const double e = FDL_EXP(x - m);
+        const int keep = masked ? w[i] != 0 : 1;
+        const int at_max = x == m;
+        if (store)
+            ebuf[i] = keep ? e : 0.0;
+        head += (keep & at_max) ? 1.0 : 0.0;
+        tail += (keep & !at_max) ? e : 0.0;
+        if (probs) {
+            const double q = keep_p * (double)p[i] + uniform;
+            qsum += keep ? q : 0.0;
+            qz += (keep & (q != 0)) ? q * (m - x) : 0.0;
+        } else if (smooth) {
+            qz += (keep & (i != skip)) ? m - x : 0.0;
+        }
+    }
+    *head_out = head;
+    *tail_out = tail;
+    *qz_out = qz;
+    *qsum_out = qsum;
+}
+
+/* grad = qsum * e / total - q on kept elements (q from p for probs, else uniform), 0 on
+ * masked ones; in the reference's order of operations for probs (qsum may be large). */
+FD_INLINE void FDL_NT(ce_grad)(const int masked, const int probs, const FDL_T *p,
+                               const unsigned char *w, ptrdiff_t n, const double *ebuf,
+                               double qsum, double total, double keep_p, double uniform,
+                               FDL_T *grad)
+{
+    const double scale = 1.0 / total;    /* class indices: qsum == 1 */
+    FD_PRAGMA_SIMD()
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double q = probs ? keep_p * (double)p[i] + uniform : uniform;
+        const double g = (probs ? (qsum * ebuf[i]) / total : ebuf[i] * scale) - q;
+        grad[i] = (FDL_T)((masked && !w[i]) ? 0.0 : g);
+    }
+}
+
+FD_INLINE void FDL_NT(sce_body)(const int masked, const int probs, const FDL_T *z,
+                                const FDL_T *p, ptrdiff_t target, double eps,
+                                const unsigned char *w, ptrdiff_t n, double *loss, FDL_T *grad,
+                                double *ebuf)
+{
+    double kept, head, tail, qz, qsum;
+    if (!probs && target < 0) {             /* ignored row: its logits are not read */
+        *loss = 0.0;
+        if (grad)
+            FDL_NT(fill_grad)(grad, 0, n, 0.0);
+        return;
+    }
+    const double m = FDL_NT(row_max)(masked, 0, z, 0, w, n, &kept);
+    if (kept == 0) {                         /* probs only: a class index is kept */
+        *loss = 0.0;
+        if (grad)
+            FDL_NT(fill_grad)(grad, 0, n, 0.0);
+        return;
+    }
+    if (!fdl_finite(m)) {
+        *loss = FD_NAN_D;
+        if (grad)
+            FDL_NT(fill_grad)(grad, masked ? w : 0, n, FD_NAN_D);
+        return;
+    }
+    const double uniform = eps / kept, keep_p = 1.0 - eps;
+    const int smooth = eps != 0;
+    if (grad) {
+        if (probs)
+            FDL_NT(ce_sums)(masked, 1, 0, 1, z, p, w, n, m, keep_p, uniform, -1, ebuf, &head,
+                            &tail, &qz, &qsum);
+        else if (smooth)
+            FDL_NT(ce_sums)(masked, 0, 1, 1, z, p, w, n, m, keep_p, uniform, target, ebuf,
+                            &head, &tail, &qz, &qsum);
+        else
+            FDL_NT(ce_sums)(masked, 0, 0, 1, z, p, w, n, m, keep_p, uniform, target, ebuf,
+                            &head, &tail, &qz, &qsum);
+    } else {
+        if (probs)
+            FDL_NT(ce_sums)(masked, 1, 0, 0, z, p, w, n, m, keep_p, uniform, -1, ebuf, &head,
+                            &tail, &qz, &qsum);
+        else if (smooth)
+            FDL_NT(ce_sums)(masked, 0, 1, 0, z, p, w, n, m, keep_p, uniform, target, ebuf,
+                            &head, &tail, &qz, &qsum);
+        else
+            FDL_NT(ce_sums)(masked, 0, 0, 0, z, p, w, n, m, keep_p, uniform, target, ebuf,
+                            &head, &tail, &qz, &qsum);
+    }
+    const double log_sum = fdl_log_sum(head, tail);
+    double q_target = 0.0;
+    if (probs) {
+        *loss = qz + qsum * log_sum;
+    } else {
+        q_target = keep_p + uniform;     /* the reference's (1 - eps) * 1 + eps / C */
+        *loss = q_target * (m - (double)z[target]) + (smooth ? uniform * qz : 0.0) + log_sum;
+        qsum = 1.0;
+    }
+    if (grad) {
+        const double total = head + tail, scale = 1.0 / total;
+        const double e_target = probs ? 0.0 : ebuf[target];   /* ebuf may be grad itself */
+        if (probs)
+            FDL_NT(ce_grad)(masked, 1, p, w, n, ebuf, qsum, total, keep_p, uniform, grad);
+        else
+            FDL_NT(ce_grad)(masked, 0, p, w, n, ebuf, 1.0, total, keep_p,
+                            smooth ? uniform : 0.0, grad);
+        if (!probs)
+            grad[target] = (FDL_T)(e_target * scale - q_target);
+    }
+}
+
+static FD_TARGET void FDL_NT(softmax_cross_entropy)(const void *z, ptrdiff_t target, double eps,
+                                                    const unsigned char *w, ptrdiff_t n,
+                                                    double *loss, void *grad, double *ebuf)
+{
+    if (w)
+        FDL_NT(sce_body)(1, 0, (const FDL_T *)z, 0, target, eps, w, n, loss, (FDL_T *)grad, ebuf);
+    else
+        FDL_NT(sce_body)(0, 0, (const FDL_T *)z, 0, target, eps, w, n, loss, (FDL_T *)grad, ebuf);
+}
+
+static FD_TARGET void FDL_NT(softmax_cross_entropy_probs)(const void *z, const void *p,
+                                                          double eps, const unsigned char *w,
+                                                          ptrdiff_t n, double *loss, void *grad,
+                                                          double *ebuf)
+{
+    if (w)
+        FDL_NT(sce_body)(1, 1, (const FDL_T *)z, (const FDL_T *)p, 0, eps, w, n, loss,
+                         (FDL_T *)grad, ebuf);
+    else
+        FDL_NT(sce_body)(0, 1, (const FDL_T *)z, (const FDL_T *)p, 0, eps, w, n, loss,
+                         (FDL_T *)grad, ebuf);
+}
+
+/* ------------------------------------------------------ KL from logits */
+
+FD_INLINE void FDL_NT(kl_body)(const int masked, const int store, const FDL_T *a,
+                               const FDL_T *b, double temp, const unsigned char *w,
+                               ptrdiff_t n, double *loss, FDL_T *grad, double *ebuf)
+{
+    double mx, my, kept;
+    FDL_NT(row_max2)(masked, a, b, temp, w, n, &mx, &my, &kept);
+    if (kept == 0) {
+        *loss = 0.0;
+        if (grad)
+            FDL_NT(fill_grad)(grad, 0, n, 0.0);
+        return;
+    }
+    if (!fdl_finite(mx) || !fdl_finite(my)) {
+        *loss = FD_NAN_D;
+        if (grad)
+            FDL_NT(fill_grad)(grad, masked ? w : 0, n, FD_NAN_D);
+        return;
+    }
+    double hx = 0.0, tx = 0.0, hy = 0.0, ty = 0.0, cross = 0.0;
+    double *ex_buf = ebuf, *ey_buf = ebuf + n;
+    FD_PRAGMA_SIMD(reduction(+ : hx, tx, hy, ty, cross))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double dx = (double)a[i] / temp - mx, dy = (double)b[i] / temp - my;
+        const double ex = FDL_EXP(dx), ey = FDL_EXP(dy);
+        const int keep = masked ? w[i] != 0 : 1;
+        if (store) {
+            ex_buf[i] = keep ? ex : 0.0;
+            ey_buf[i] = keep ? ey : 0.0;
+        }
+        hx += (keep & (dx == 0)) ? 1.0 : 0.0;
+        tx += (keep & (dx != 0)) ? ex : 0.0;
+        hy += (keep & (dy == 0)) ? 1.0 : 0.0;
+        ty += (keep & (dy != 0)) ? ey : 0.0;
+        cross += (keep & (ex != 0)) ? ex * (dx - dy) : 0.0;   /* 0 log 0 = 0 */
+    }
+    const double sx = hx + tx, sy = hy + ty;
+    double kl = cross / sx + (fdl_log_sum(hy, ty) - fdl_log_sum(hx, tx));
+    *loss = kl < 0 ? 0.0 : kl;    /* rounding may dip below 0; NaN stays */
+    if (store) {
+        FD_PRAGMA_SIMD()
+        for (ptrdiff_t i = 0; i < n; i++)
+            grad[i] = (FDL_T)((ey_buf[i] / sy - ex_buf[i] / sx) / temp);
+    }
+}
+
+static FD_TARGET void FDL_NT(kl_divergence_logits)(const void *a, const void *b, double temp,
+                                                   const unsigned char *w, ptrdiff_t n,
+                                                   double *loss, void *grad, double *ebuf)
+{
+    const FDL_T *at = (const FDL_T *)a, *bt = (const FDL_T *)b;
+    FDL_T *g = (FDL_T *)grad;
+    if (w && g)
+        FDL_NT(kl_body)(1, 1, at, bt, temp, w, n, loss, g, ebuf);
+    else if (w)
+        FDL_NT(kl_body)(1, 0, at, bt, temp, w, n, loss, g, ebuf);
+    else if (g)
+        FDL_NT(kl_body)(0, 1, at, bt, temp, w, n, loss, g, ebuf);
+    else
+        FDL_NT(kl_body)(0, 0, at, bt, temp, w, n, loss, g, ebuf);
+}
+
+/* ------------------------------------------------ binary cross-entropies */
+
+FD_INLINE void FDL_NT(bce_body)(const int masked, const FDL_T *p, const FDL_T *q,
+                                const unsigned char *w, ptrdiff_t n, double *out)
+{
+    double total = 0.0;
+    FD_PRAGMA_SIMD(reduction(+ : total))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double x = (double)p[i], y = (double)q[i];
+        const double not_x = 1.0 - x;
+        const int y_number = y == y;
+        const double pos = ((x == 0) & y_number) ? 0.0 : -(x * FD_N(fd_log_d)(y));
+        const double neg = ((not_x == 0) & y_number) ? 0.0 : -(not_x * FD_N(fdl_log1p_d)(-y));
+        const int keep = masked ? w[i] != 0 : 1;
+        total += keep ? pos + neg : 0.0;
+    }
+    *out = total;
+}
+
+static FD_TARGET void FDL_NT(binary_cross_entropy)(const void *p, const void *q,
+                                                   const unsigned char *w, ptrdiff_t n,
+                                                   double *out)
+{
+    if (w)
+        FDL_NT(bce_body)(1, (const FDL_T *)p, (const FDL_T *)q, w, n, out);
+    else
+        FDL_NT(bce_body)(0, (const FDL_T *)p, (const FDL_T *)q, w, n, out);
+}
+
+/*
+ * softplus(z) = max(z, 0) + log1p(exp(-|z|)) and softplus(-z) share the
+ * log1p term; 1 + exp(-|z|) lies in [1, 2], where the plain log is exact
+ * enough with the rounding correction of fdl_log1p_d.
+ */
+FD_INLINE void FDL_NT(bcel_body)(const int masked, const int weighted, const FDL_T *z,
+                                 const FDL_T *t, const FDL_T *pw, const unsigned char *w,
+                                 ptrdiff_t n, double *out)
+{
+    double total = 0.0;
+    FD_PRAGMA_SIMD(reduction(+ : total))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double x = (double)z[i], target = (double)t[i];
+        const double u = FD_N(fd_exp_d)(-fabs(x));        /* in [0, 1]; NaN for NaN */
+        const double v = 1.0 + u;
+        const double l = FD_N(fd_log_normal_d)(v) + (u - (v - 1.0)) / v;
+        const int number = x == x;
+        const double sp_pos = (x > 0 ? x : 0.0) + l;       /* softplus(x), NaN fixed below */
+        const double sp_neg = (x < 0 ? -x : 0.0) + l;      /* softplus(-x) */
+        const double positive = weighted ? (double)pw[i] * target : target;
+        const double negative = 1.0 - target;
+        double term = (((positive == 0) & number) ? 0.0 : positive * sp_neg)
+                      + (((negative == 0) & number) ? 0.0 : negative * sp_pos);
+        term = number ? term : x;
+        const int keep = masked ? w[i] != 0 : 1;
+        total += keep ? term : 0.0;
+    }
+    *out = total;
+}
+
+static FD_TARGET void FDL_NT(binary_cross_entropy_with_logits)(const void *z, const void *t,
+                                                               const void *pw,
+                                                               const unsigned char *w,
+                                                               ptrdiff_t n, double *out)
+{
+    const FDL_T *zt = (const FDL_T *)z, *tt = (const FDL_T *)t, *wt = (const FDL_T *)pw;
+    if (w && pw)
+        FDL_NT(bcel_body)(1, 1, zt, tt, wt, w, n, out);
+    else if (w)
+        FDL_NT(bcel_body)(1, 0, zt, tt, wt, w, n, out);
+    else if (pw)
+        FDL_NT(bcel_body)(0, 1, zt, tt, wt, w, n, out);
+    else
+        FDL_NT(bcel_body)(0, 0, zt, tt, wt, w, n, out);
+}
+
+/* The vector exp itself (the accurate one, whatever FDL_T), for the tests. */
+static FD_TARGET void FDL_NT(exp_map)(const void *x, void *out, ptrdiff_t n)
+{
+    const FDL_T *xt = (const FDL_T *)x;
+    FDL_T *o = (FDL_T *)out;
+    FD_PRAGMA_SIMD()
+    for (ptrdiff_t i = 0; i < n; i++)
+        o[i] = (FDL_T)FDL_EXP((double)xt[i]);
+}
+
+static const fdl_kernel_set FDL_NT(logit_set) = {
+    FDL_NT(logsumexp),
+    FDL_NT(log_softmax),
+    FDL_NT(softmax),
+    FDL_NT(softmax_cross_entropy),
+    FDL_NT(softmax_cross_entropy_probs),
+    FDL_NT(kl_divergence_logits),
+    FDL_NT(binary_cross_entropy),
+    FDL_NT(binary_cross_entropy_with_logits),
+    FDL_NT(exp_map),
+};
+
+#undef FDL_NT
+#undef FDL_EXP

@@ -1,0 +1,151 @@
+/*
+ * fastdiv's logit-space row kernels (logsumexp, softmax, cross-entropies),
+ * one C source compiled for several instruction sets and chosen at run time,
+ * exactly like the divergence kernels of fd_kernels.h, whose shared pieces
+ * (bit casts, FD_N naming, FD_INLINE, the per-ISA vector log of
+ * fd_simd_math.h) this header reuses.
+ *
+ * Per instruction set: fd_simd_exp.h (vector exp, log1p), then
+ * fd_logit_rows.h for double and for float storage (both compute in
+ * double). fdl_table(isa, is_float) hands _logit_kernels.pyx one set of
+ * function pointers; whether the CPU runs a set is fd_cpu_supports(isa)'s
+ * answer, asked through fastdiv._backends.cython._kernels._simd_paths().
+ *
+ * Build flags as fd_kernels.h (never -ffast-math: the kernels test for NaN).
+ */
+#ifndef FASTDIV_FD_LOGITS_H
+#define FASTDIV_FD_LOGITS_H
+
+#include "fd_kernels.h"
+
+/* One row per call; n elements, unit stride; w NULL or a uint8 mask. */
+typedef struct {
+    void (*logsumexp)(const void *a, const void *b, const unsigned char *w, ptrdiff_t n,
+                      int want_sign, double *out, double *sign);
+    void (*log_softmax)(const void *z, void *out, ptrdiff_t n);
+    void (*softmax)(const void *z, void *out, ptrdiff_t n, double *ebuf);
+    void (*softmax_cross_entropy)(const void *z, ptrdiff_t target, double eps,
+                                  const unsigned char *w, ptrdiff_t n, double *loss,
+                                  void *grad, double *ebuf);
+    void (*softmax_cross_entropy_probs)(const void *z, const void *p, double eps,
+                                        const unsigned char *w, ptrdiff_t n, double *loss,
+                                        void *grad, double *ebuf);
+    void (*kl_divergence_logits)(const void *a, const void *b, double temp,
+                                 const unsigned char *w, ptrdiff_t n, double *loss,
+                                 void *grad, double *ebuf);
+    void (*binary_cross_entropy)(const void *p, const void *q, const unsigned char *w,
+                                 ptrdiff_t n, double *out);
+    void (*binary_cross_entropy_with_logits)(const void *z, const void *t, const void *pw,
+                                             const unsigned char *w, ptrdiff_t n, double *out);
+    void (*exp_map)(const void *x, void *out, ptrdiff_t n);
+} fdl_kernel_set;
+
+
+static inline int fdl_finite(double x) { return x - x == 0.0; }
+
+/* log(head + tail) for head >= 1 the count of terms at the max: keeps the
+ * digits of a sum close to head (log1p of the ratio). */
+static inline double fdl_log_sum(double head, double tail)
+{
+    return log(head) + log1p(tail / head);
+}
+
+/* ------------------------------------------------ baseline (every machine) */
+
+#define FD_ISA baseline
+#define FD_TARGET
+#if defined(__FP_FAST_FMA)
+#define FDL_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define FDL_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+#include "fd_simd_exp.h"
+#define FDL_T double
+#define FDL_TS f64
+#define FDL_T_IS_DOUBLE 1
+#include "fd_logit_rows.h"
+#undef FDL_T
+#undef FDL_TS
+#undef FDL_T_IS_DOUBLE
+#define FDL_T float
+#define FDL_TS f32
+#define FDL_T_IS_DOUBLE 0
+#include "fd_logit_rows.h"
+#undef FDL_T
+#undef FDL_TS
+#undef FDL_T_IS_DOUBLE
+#undef FD_ISA
+#undef FD_TARGET
+#undef FDL_FMA
+
+#if FD_X86_DISPATCH
+/* ------------------------------------------------------------- AVX2 + FMA */
+
+#define FD_ISA avx2
+#define FD_TARGET __attribute__((target("avx2,fma,bmi,bmi2")))
+#define FDL_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#include "fd_simd_exp.h"
+#define FDL_T double
+#define FDL_TS f64
+#define FDL_T_IS_DOUBLE 1
+#include "fd_logit_rows.h"
+#undef FDL_T
+#undef FDL_TS
+#undef FDL_T_IS_DOUBLE
+#define FDL_T float
+#define FDL_TS f32
+#define FDL_T_IS_DOUBLE 0
+#include "fd_logit_rows.h"
+#undef FDL_T
+#undef FDL_TS
+#undef FDL_T_IS_DOUBLE
+#undef FD_ISA
+#undef FD_TARGET
+#undef FDL_FMA
+
+/* ---------------------------------------------------------------- AVX-512 */
+
+#define FD_ISA avx512
+#define FD_TARGET \
+    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,bmi,bmi2" FD_WIDE_VECTORS)))
+#define FDL_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#include "fd_simd_exp.h"
+#define FDL_T double
+#define FDL_TS f64
+#define FDL_T_IS_DOUBLE 1
+#include "fd_logit_rows.h"
+#undef FDL_T
+#undef FDL_TS
+#undef FDL_T_IS_DOUBLE
+#define FDL_T float
+#define FDL_TS f32
+#define FDL_T_IS_DOUBLE 0
+#include "fd_logit_rows.h"
+#undef FDL_T
+#undef FDL_TS
+#undef FDL_T_IS_DOUBLE
+#undef FD_ISA
+#undef FD_TARGET
+#undef FDL_FMA
+#endif /* FD_X86_DISPATCH */
+
+/* ------------------------------------------------------------- dispatch */
+
+static const fdl_kernel_set *const fdl_tables[FD_ISA_COUNT][2] = {
+    {&logit_set_baseline_f64, &logit_set_baseline_f32},
+#if FD_X86_DISPATCH
+    {&logit_set_avx2_f64, &logit_set_avx2_f32},
+    {&logit_set_avx512_f64, &logit_set_avx512_f32},
+#endif
+};
+
+/* The logit kernels of instruction set `isa` for float (is_float) or double
+ * storage, or NULL when that set was not compiled in. */
+static const fdl_kernel_set *fdl_table(int isa, int is_float)
+{
+    if (isa < 0 || isa >= FD_ISA_COUNT)
+        return NULL;
+    return fdl_tables[isa][is_float ? 1 : 0];
+}
+
+#endif /* FASTDIV_FD_LOGITS_H */
