@@ -138,8 +138,14 @@ def _masked_sum(a, mask, has_mask):
 
 @jit(MATH)
 def _add(total, compensation, value):
-    """Neumaier's step: ``total + compensation`` tracks the exact running sum."""
+    """Neumaier's step: ``total + compensation`` tracks the exact running sum.
+
+    Once the total is inf or NaN the compensation stops (inf - inf would make
+    it NaN and turn an infinite sum into NaN).
+    """
     new_total = total + value
+    if not np.isfinite(new_total):
+        return new_total, compensation
     if abs(total) >= abs(value):
         compensation += (total - new_total) + value
     else:

@@ -117,7 +117,7 @@ def kl_divergence_logits(a, b, temperature, where, loss_out, grad_out, num_threa
     bf, b0, bs = _flat(b)
     mf, m0, ms, has_mask = _mask(where)
     grad, has_grad = _grad_target(grad_out, a)
-    args = (af, a0, as_, bf, b0, bs, 1.0 / float(temperature), mf, m0, ms, has_mask, rows, n,
+    args = (af, a0, as_, bf, b0, bs, float(temperature), mf, m0, ms, has_mask, rows, n,
             loss_out, grad, has_grad)
     _launch(_logits.kl_divergence_logits, args, rows, n, num_threads)
 

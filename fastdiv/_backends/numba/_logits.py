@@ -498,10 +498,10 @@ def softmax_cross_entropy(zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, 
 
 
 @jit(MATH)
-def _scaled_into(a, inverse_t, out):
-    """``out[j] = float64(a[j]) * inverse_t`` (the logits over the temperature)."""
+def _scaled_into(a, temperature, out):
+    """``out[j] = float64(a[j]) / temperature``, divided as the reference does."""
     for j in range(a.size):
-        out[j] = np.float64(a[j]) * inverse_t
+        out[j] = np.float64(a[j]) / temperature
 
 
 @jit(SUM)
@@ -515,14 +515,14 @@ def _cross_term(ex, x, y, size):
 
 
 @jit(MATH)
-def _write_kl_grad(x, y, top_x, top_y, inv_sx, inv_sy, inverse_t, m, has_mask, g):
+def _write_kl_grad(x, y, top_x, top_y, s_x, s_y, temperature, m, has_mask, g):
     for j in range(x.size):
-        value = (exp(y[j] - top_y) * inv_sy - exp(x[j] - top_x) * inv_sx) * inverse_t
+        value = (exp(y[j] - top_y) / s_y - exp(x[j] - top_x) / s_x) / temperature
         g[j] = value if not has_mask or m[j] != 0 else 0.0
 
 
 @jit(MATH)
-def _kl_row(i, af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, n, loss_out, grad,
+def _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, loss_out, grad,
             has_grad, buffers):
     ai, bi, mi, gi = a0 + i * as_, b0 + i * bs, m0 + i * ms, i * n
     xw, yw, ex, ey = buffers
@@ -541,8 +541,8 @@ def _kl_row(i, af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, n, loss
         size = min(BLOCK, n - start)
         m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
         x, y = xw[:size], yw[:size]
-        _scaled_into(af[ai + start:ai + start + size], inverse_t, x)
-        _scaled_into(bf[bi + start:bi + start + size], inverse_t, y)
+        _scaled_into(af[ai + start:ai + start + size], temperature, x)
+        _scaled_into(bf[bi + start:bi + start + size], temperature, y)
         bx = _block_top(x, x, False, m, has_mask)
         by = _block_top(y, y, False, m, has_mask)
         if bx == _INF or bx != bx or by == _INF or by != by:
@@ -579,10 +579,10 @@ def _kl_row(i, af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, n, loss
         for start in range(0, n, BLOCK):
             size = min(BLOCK, n - start)
             x, y = xw[:size], yw[:size]
-            _scaled_into(af[ai + start:ai + start + size], inverse_t, x)
-            _scaled_into(bf[bi + start:bi + start + size], inverse_t, y)
+            _scaled_into(af[ai + start:ai + start + size], temperature, x)
+            _scaled_into(bf[bi + start:bi + start + size], temperature, y)
             m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
-            _write_kl_grad(x, y, top_x, top_y, 1.0 / s_x, 1.0 / s_y, inverse_t, m, has_mask,
+            _write_kl_grad(x, y, top_x, top_y, s_x, s_y, temperature, m, has_mask,
                            grad[gi + start:gi + start + size])
 
 
@@ -593,18 +593,18 @@ def _kl_buffers(n):
 
 
 @jit(KERNEL)
-def kl_divergence_logits(af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, rows, n,
+def kl_divergence_logits(af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, rows, n,
                          loss_out, grad, has_grad, num_threads):
     """``KL(softmax(a / T) || softmax(b / T))`` per row, computed in float64; gradient wrt ``b``."""
     if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
         buffers = _kl_buffers(n)
         for i in range(rows):
-            _kl_row(i, af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, n, loss_out,
+            _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, loss_out,
                     grad, has_grad, buffers)
         return
     for i in prange(rows):
         buffers = _kl_buffers(n)
-        _kl_row(i, af, a0, as_, bf, b0, bs, inverse_t, mf, m0, ms, has_mask, n, loss_out, grad,
+        _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, loss_out, grad,
                 has_grad, buffers)
 
 

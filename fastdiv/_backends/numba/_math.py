@@ -170,7 +170,7 @@ def log64(x):
 def log_sum64(u, c):
     """``log(u + c)`` for a normal ``u > 0`` and a correction ``|c| <= ulp(u)``, no fix-ups."""
     k, m = _split(u)
-    return _log1p_reduced64(k, (m - 1.0) + c * _exp2_int(-k))
+    return _log1p_reduced64(k, (m - 1.0) + c * _exp2_int(-min(k, 1022.0)))
 
 
 @jit(MATH)
@@ -179,7 +179,7 @@ def log1p64(x):
     u = 1.0 + x
     c = x - (u - 1.0)  # the rounding error of 1 + x (exact for x < 2**53)
     k, m = _split(u)
-    f = (m - 1.0) + c * _exp2_int(-k)
+    f = (m - 1.0) + c * _exp2_int(-min(k, 1022.0))  # 2**-k stays normal
     y = _log1p_reduced64(k, f)
     y = y if x < _INF else x
     y = y if x != 0.0 else x  # keeps the sign of zero
@@ -201,6 +201,7 @@ _TWO32 = _F32(2.0)
 _ZERO32 = _F32(0.0)
 _TWO25_32 = _F32(2.0**25)
 _25_32 = _F32(25.0)
+_126_32 = _F32(126.0)
 _TINY32 = np.finfo(np.float32).tiny
 _HUGE32 = np.finfo(np.float32).max
 _INF32 = _F32(np.inf)
@@ -248,7 +249,7 @@ def log32(x):
 def log_sum32(u, c):
     """``log(u + c)`` for a normal ``u > 0`` and a correction ``|c| <= ulp(u)``, no fix-ups."""
     k, m = _split(u)
-    return _log1p_reduced32(k, (m - _ONE32) + c * _exp2_int(-k))
+    return _log1p_reduced32(k, (m - _ONE32) + c * _exp2_int(-min(k, _126_32)))
 
 
 @jit(MATH)
@@ -257,7 +258,7 @@ def log1p32(x):
     u = _ONE32 + x
     c = x - (u - _ONE32)
     k, m = _split(u)
-    f = (m - _ONE32) + c * _exp2_int(-k)
+    f = (m - _ONE32) + c * _exp2_int(-min(k, _126_32))
     y = _log1p_reduced32(k, f)
     y = y if x < _INF32 else x
     y = y if x != _ZERO32 else x

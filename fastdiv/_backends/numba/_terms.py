@@ -101,7 +101,7 @@ def js(x, y):
     With ``t = (x - y) / (x + y)``, ``x / m = 1 + t`` and ``y / m = 1 - t``:
     ``log1p(+-t)`` while ``1 +- t >= 0.5``, else ``log(x / m)`` straight (no
     cancellation). Returns ``-inf`` (a mark for :func:`js_slow`) where
-    ``x / m`` or ``y / m`` is below the smallest normal number.
+    ``x / m`` or ``y / m`` or ``x + y`` is below the smallest normal number.
     """
     h = half(x)
     zero = like(x, 0.0)
@@ -116,7 +116,9 @@ def js(x, y):
     y_ratio = scale * y * inverse
     x_term = zero if x == 0 else x * _log_ratio_to_mean(t, x_ratio)
     y_term = zero if y == 0 else y * _log_ratio_to_mean(-t, y_ratio)
+    # Slow: a ratio underflows, or the total is subnormal (its inverse overflows).
     slow = ((x > 0) & (x_ratio < tiny(x))) | ((y > 0) & (y_ratio < tiny(y)))
+    slow = slow | ((total > 0) & (total < tiny(x)))
     nan = (x != x) | (y != y)
     special = like(x, _NAN) if nan else like(x, _INF)
     value = like(x, -_INF) if slow else h * (x_term + y_term)
