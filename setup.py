@@ -116,7 +116,13 @@ extensions = [
         sources=[str(KERNEL_DIR / "_kernels.pyx")],
         include_dirs=[str(KERNEL_DIR)],
         depends=[str(path) for path in KERNEL_DIR.glob("*.h")],
-    )
+    ),
+    Extension(
+        "fastdiv._backends.cython._logit_kernels",
+        sources=[str(KERNEL_DIR / "_logit_kernels.pyx")],
+        include_dirs=[str(KERNEL_DIR)],
+        depends=[str(path) for path in KERNEL_DIR.glob("*.h")],
+    ),
 ]
 
 setup(

@@ -15,13 +15,31 @@ from fastdiv._backends.cython._kernels import (
     kl_divergence,
     rel_entr,
 )
+from fastdiv._backends.cython._logit_kernels import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    kl_divergence_logits,
+    log_softmax,
+    logsumexp,
+    softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_probs,
+)
 
 __all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
     "cross_entropy",
     "entr",
     "entropy",
     "info",
     "js_divergence",
     "kl_divergence",
+    "kl_divergence_logits",
+    "log_softmax",
+    "logsumexp",
     "rel_entr",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_probs",
 ]
