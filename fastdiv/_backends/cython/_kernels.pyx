@@ -351,8 +351,7 @@ cdef object _reduce(int op, object p, object q, object where, bint normalize, ob
     job.w.data = NULL
     _rows_of(p, &pv, &job.p, False)
     try:
-        # float32 JS terms cancel by a factor (p + q) / |p - q|: compute them in float64
-        kernels = _kernels_for(&pv, normalize or op == FD_OP_JS)
+        kernels = _kernels_for(&pv, normalize)
         if have_q:
             _rows_of(q, &qv, &job.q, False)
         try:

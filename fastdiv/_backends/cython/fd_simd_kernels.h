@@ -115,7 +115,24 @@ FD_INLINE FD_C FD_NT(js_fast)(FD_C p, FD_C q)
     const FD_C s = p + q;
     const FD_C bb = s - p;
     const FD_C lo = (p - (s - bb)) + (q - bb);
-    return FD_NT(js_half_term)(p, s, lo) + FD_NT(js_half_term)(q, s, lo);
+    const FD_C far = FD_NT(js_half_term)(p, s, lo) + FD_NT(js_half_term)(q, s, lo);
+#if FD_C_F64
+    return far;
+#else
+    /*
+     * In float arithmetic the two halves above cancel by (p + q) / |p - q|.
+     * Near p = q use instead, with t = (p - q) / (p + q) (p - q exact there),
+     * the element (p + q) / 4 * ((1 + t) log1p(t) + (1 - t) log1p(-t))
+     * = (p + q) / 4 * sum_k t^2k / (k (2k - 1)), whose terms are all positive;
+     * for |t| < 1/4 six terms reach float precision.
+     */
+    const FD_C t = (p - q) / s;
+    const FD_C u = t * t;
+    const FD_C series = u * FD_FMA_C(u, FD_FMA_C(u, FD_FMA_C(u, FD_FMA_C(u, FD_FMA_C(u,
+        (FD_C)(1.0 / 66), (FD_C)(1.0 / 45)), (FD_C)(1.0 / 28)), (FD_C)(1.0 / 15)),
+        (FD_C)(1.0 / 6)), (FD_C)1);
+    return (fabsf(t) < 0.25f) ? (FD_C)0.25 * s * series : far;
+#endif
 }
 
 /* Also rejects a ratio 2p / s below the normal range (log_normal needs normal). */
