@@ -78,10 +78,12 @@ typedef struct {
 #define __builtin_fmaf fmaf
 #endif
 
+#ifndef FD_X86_DISPATCH   /* -DFD_X86_DISPATCH=0 builds the portable path only */
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define FD_X86_DISPATCH 1
 #else
 #define FD_X86_DISPATCH 0
+#endif
 #endif
 
 static inline uint64_t fd_bits_d(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return u; }
