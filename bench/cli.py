@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, metavar="N",
                         help="timed repeats per measurement (default 7, --quick 3)")
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR",
-                        help=f"folder for results.json and speedup.png (default {DEFAULT_OUT}/)")
+                        help=f"folder for results.json and speedup.png (default {DEFAULT_OUT}/); "
+                             "results.partial.jsonl holds the records of a run cut short")
     parser.add_argument("--compare", type=Path, metavar="OLD.json",
                         help="show time ratios against an earlier run and flag regressions")
     parser.add_argument("--tolerance", type=float, default=0.25, metavar="FRACTION",
@@ -160,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     missing = [op.label for op in cases.REGISTRY if not op.available()]
     if missing:
         console.print(f"Not in this fastdiv yet, so not run: {', '.join(missing)}")
-    with report.progress(console, runner.steps(planned)) as advance:
-        records = runner.run(settings, planned, on_step=advance)
+    options.out.mkdir(parents=True, exist_ok=True)
+    partial = options.out / "results.partial.jsonl"  # survives an interrupted run
+    with partial.open("w") as log, report.progress(console, runner.steps(planned)) as advance:
+        records = runner.run(settings, planned, on_step=advance,
+                             on_case=lambda found: store.append_lines(log, found))
     first_calls = None
     if options.first_call:
         console.print("Numba first-call times (fresh processes, cold then warm cache)...")
@@ -183,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         comparison=comparison,
         elapsed_s=elapsed,
     )
-    options.out.mkdir(parents=True, exist_ok=True)
     json_path = store.save(document, options.out / "results.json")
+    partial.unlink()
     report.print_results(console, document)
     if comparison is not None:
         report.print_comparison(console, comparison, options.tolerance)

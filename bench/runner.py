@@ -269,8 +269,10 @@ def run(
     settings: Settings,
     cases: Sequence[Case] | None = None,
     on_step: Callable[[str], None] | None = None,
+    on_case: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
-    """Run ``cases`` (default: :func:`plan`), calling ``on_step`` before each step.
+    """Run ``cases`` (default: :func:`plan`), calling ``on_step`` before each
+    step and ``on_case`` with the records of each finished case.
 
     Returns
     -------
@@ -311,6 +313,8 @@ def run(
             found = [p.record for p in prepared]
             fill_ratios(found, case.op.baseline, floor_s)
             records += found
+            if on_case is not None:
+                on_case(found)
     finally:
         floor.close()
     return records

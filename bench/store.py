@@ -72,6 +72,13 @@ def save(document: dict, path: Path) -> Path:
     return path
 
 
+def append_lines(stream, records) -> None:
+    """Write ``records`` to an open text stream, one JSON object a line, and flush."""
+    for record in records:
+        stream.write(json.dumps(_plain(record), default=str) + "\n")
+    stream.flush()
+
+
 def load(path: Path) -> dict:
     """Read a results file written by :func:`save`.
 

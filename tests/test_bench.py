@@ -292,6 +292,7 @@ def test_json_file_has_the_documented_schema(tmp_path):
         "--out", str(tmp_path),
     ])
     assert status == 0
+    assert not (tmp_path / "results.partial.jsonl").exists()  # only kept when interrupted
     document = json.loads((tmp_path / "results.json").read_text(), parse_constant=_reject_constant)
     assert set(store.TOP_KEYS) <= set(document)
     assert document["schema"] == SCHEMA
