@@ -342,6 +342,20 @@ def test_near_identical_kl_keeps_its_digits():
     assert abs(got - exact) < abs(naive - exact)
 
 
+@pytest.mark.parametrize("delta", [1e-1, 1e-3, 1e-5])
+def test_float32_js_keeps_its_digits_near_identical_rows(simd, delta):
+    """float32 JS runs in float32 arithmetic; near p = q it switches to a series
+    of positive terms, so it stays within float32 rounding of the float64 value."""
+    rng = np.random.default_rng(12)
+    p = rng.random((50, 1000)).astype(np.float32)
+    q = (p * (1 + delta * rng.standard_normal(p.shape))).astype(np.float32)
+    got = np.empty(50)
+    expected = np.empty(50)
+    backend.js_divergence(p, q, None, False, got, 2)
+    reference.js_divergence(p, q, None, False, expected, 2)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
 # ------------------------------------------------------------------ threads
 
 
