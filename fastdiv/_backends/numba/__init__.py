@@ -149,3 +149,16 @@ def info() -> dict:
         "cache dir": cache_dir or "off",
         "math": "bit-pattern log/log1p (SIMD), fastmath contract+reassoc",
     }
+
+
+# The logit-space kernels (fastdiv.logits); imported last, as they use the helpers above.
+from fastdiv._backends.numba._logit_api import (  # noqa: E402
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    kl_divergence_logits,
+    log_softmax,
+    logsumexp,
+    softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_probs,
+)

@@ -85,6 +85,22 @@ def _one_plus(a, b, one):
     return y + (((one - y) + s) + e)
 
 
+@intrinsic
+def _times_pow2(typingctx, y, k):
+    """``y * 2**k`` by adding ``k`` to the exponent field: only for a normal result."""
+    if y not in _LAYOUT or k != y:
+        return None
+    width, shift, _ = _LAYOUT[y]
+
+    def codegen(context, builder, signature, args):
+        ity = ir.IntType(width)
+        bits = builder.bitcast(args[0], ity)
+        step = builder.shl(builder.fptosi(args[1], ity), ity(shift))
+        return builder.bitcast(builder.add(bits, step), context.get_value_type(y))
+
+    return y(y, k), codegen
+
+
 # -- float64 -------------------------------------------------------------------
 
 _LOG2E = 1.4426950408889634
@@ -129,6 +145,32 @@ def exp64(x):
     return y if x == x else x
 
 
+_TERM_LOW = -708.0  # below this, exp(x) < 2**-1021 is flushed to 0
+
+
+@jit(MATH)
+def exp_term64(x):
+    """``exp(x)`` for ``x <= 0`` as a term of a sum with a term ``>= 1``: results below
+    ``2**-1021`` are 0 (they cannot change such a sum); otherwise as :func:`exp64`."""
+    xc = x if x > _LOW else _LOW
+    k = (xc * _LOG2E + _SHIFT) - _SHIFT
+    r_hi = xc - k * _LN2_HI
+    r_lo = -k * _LN2_LO
+    r = r_hi + r_lo
+    q = _Q9 * r + _Q8
+    q = q * r + _Q7
+    q = q * r + _Q6
+    q = q * r + _Q5
+    q = q * r + _Q4
+    q = q * r + _Q3
+    q = q * r + _Q2
+    q = q * r + _Q1
+    q = q * r + _Q0
+    y = _times_pow2(_one_plus(r_hi, r * r * q + r_lo, 1.0), k)
+    y = y if x > _TERM_LOW else 0.0
+    return y if x == x else x
+
+
 # -- float32 -------------------------------------------------------------------
 
 _F32 = np.float32
@@ -165,6 +207,27 @@ def exp32(x):
     return y if x == x else x
 
 
+_TERM_LOW32 = _F32(-86.5)
+_ZERO32 = _F32(0.0)
+
+
+@jit(MATH)
+def exp_term32(x):
+    """``exp(x)`` for ``x <= 0`` as a term of a sum with a term ``>= 1`` (see :func:`exp_term64`)."""
+    xc = x if x > _LOW32 else _LOW32
+    k = (xc * _LOG2E32 + _SHIFT32) - _SHIFT32
+    r_hi = xc - k * _LN2_HI32
+    r_lo = -k * _LN2_LO32
+    r = r_hi + r_lo
+    q = _P4 * r + _P3
+    q = q * r + _P2
+    q = q * r + _P1
+    q = q * r + _P0
+    y = _times_pow2(_one_plus(r_hi, r * r * q + r_lo, _ONE32), k)
+    y = y if x > _TERM_LOW32 else _ZERO32
+    return y if x == x else x
+
+
 # -- generic entry point -----------------------------------------------------------
 
 
@@ -179,3 +242,16 @@ def _exp_overload(x):
         return lambda x: exp64(x)
     if x == types.float32:
         return lambda x: exp32(x)
+
+
+def exp_term(x):
+    """``exp(x)`` for ``x <= 0``, tiny results flushed to 0; in jitted code vectorisable."""
+    return np.exp(x)
+
+
+@overload(exp_term, jit_options=MATH)
+def _exp_term_overload(x):
+    if x == types.float64:
+        return lambda x: exp_term64(x)
+    if x == types.float32:
+        return lambda x: exp_term32(x)

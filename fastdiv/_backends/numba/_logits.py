@@ -50,7 +50,7 @@ from numba import literally, prange, types
 from numba.extending import intrinsic
 
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._exp import exp
+from fastdiv._backends.numba._exp import exp, exp_term
 from fastdiv._backends.numba._math import like, log, log1p
 from fastdiv._backends.numba._options import BLOCK, KERNEL, MATH, SERIAL_BELOW, SUM
 
@@ -136,16 +136,20 @@ def _block_top(z, w, has_w, m, has_mask):
 
 @jit(MATH)
 def _fill_exp(z, w, has_w, m, has_mask, top, e):
-    """``e[j] = exp(z[j] - top)`` on kept elements, ``-1`` (never an exp) elsewhere."""
+    """``e[j] = exp(z[j] - top)`` on kept elements, ``-1`` (never an exp) elsewhere.
+
+    ``exp_term``: a result below the smallest normal number is 0, which no sum
+    that holds ``exp(top - top) = 1`` can notice.
+    """
     minus_one = like(top, -1.0)
     if has_mask or has_w:
         for j in range(z.size):
-            v = exp(z[j] - top)
+            v = exp_term(z[j] - top)
             kept = (not has_mask or m[j] != 0) & (not has_w or w[j] != 0)
             e[j] = v if kept else minus_one
     else:
         for j in range(z.size):
-            e[j] = exp(z[j] - top)
+            e[j] = exp_term(z[j] - top)
 
 
 @jit(SUM)
@@ -517,7 +521,7 @@ def _cross_term(ex, x, y, size):
 @jit(MATH)
 def _write_kl_grad(x, y, top_x, top_y, s_x, s_y, temperature, m, has_mask, g):
     for j in range(x.size):
-        value = (exp(y[j] - top_y) / s_y - exp(x[j] - top_x) / s_x) / temperature
+        value = (exp_term(y[j] - top_y) / s_y - exp_term(x[j] - top_x) / s_x) / temperature
         g[j] = value if not has_mask or m[j] != 0 else 0.0
 
 
