@@ -457,16 +457,14 @@ def test_interleaved_timing_goes_round_robin():
     assert timings[0].median == pytest.approx(0.5)  # one clock step per repeat of two calls
 
 
-@pytest.mark.parametrize("engine", ["numpy", "numba"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_floor_streams_every_element_once(engine, dtype):
-    if engine == "numba":
-        pytest.importorskip("numba")
+def test_floor_streams_every_element_once(threads, dtype):
     rng = np.random.default_rng(0)
     big = rng.random((3, 70_000)).astype(dtype)
     other = rng.random((3, 70_000)).astype(dtype)
     row = rng.random(70_000).astype(dtype)
-    floor = Floor(threads=2, engine=engine)
+    floor = Floor(threads=threads)
     try:
         expected = big.sum(dtype=np.float64) + other.sum(dtype=np.float64) + row.sum(dtype=np.float64)
         assert floor.stream([big, other, row]) == pytest.approx(expected, rel=1e-6)
