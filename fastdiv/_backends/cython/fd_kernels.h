@@ -163,7 +163,7 @@ static const fd_isa_table fd_tables[FD_ISA_COUNT] = {
 };
 
 /* The kernels of instruction set `isa`, or NULL when it was not compiled in. */
-static const fd_isa_table *fd_table(int isa)
+static inline const fd_isa_table *fd_table(int isa)
 {
     if (isa < 0 || isa >= FD_ISA_COUNT || fd_tables[isa].name == NULL)
         return NULL;
@@ -171,7 +171,7 @@ static const fd_isa_table *fd_table(int isa)
 }
 
 /* Whether this CPU (and OS) can run the kernels of `isa`. */
-static int fd_cpu_supports(int isa)
+static inline int fd_cpu_supports(int isa)
 {
     if (fd_table(isa) == NULL)
         return 0;
@@ -188,7 +188,7 @@ static int fd_cpu_supports(int isa)
     return isa == FD_ISA_BASELINE;
 }
 
-static int fd_openmp_enabled(void)
+static inline int fd_openmp_enabled(void)
 {
 #ifdef _OPENMP
     return 1;
@@ -197,7 +197,7 @@ static int fd_openmp_enabled(void)
 #endif
 }
 
-static int fd_omp_max_threads(void)
+static inline int fd_omp_max_threads(void)
 {
 #ifdef _OPENMP
     return omp_get_max_threads();
