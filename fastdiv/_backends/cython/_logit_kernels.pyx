@@ -35,6 +35,7 @@ from fastdiv._backends.cython._kernels import _simd_paths
 cdef extern from "fd_logits.h" nogil:
     enum:
         FD_ISA_COUNT
+        FDL_BLOCK
 
     ctypedef struct fdl_kernel_set:
         void (*logsumexp)(const void *a, const void *b, const unsigned char *w, Py_ssize_t n,
@@ -311,10 +312,13 @@ cdef int _call(Kind kind, object x, object y, object pw, object where, object ou
         job.out_row_bytes = job.n * ro.itemsize
         if kind == KL:
             scratch_per_thread = 2 * job.n
-        elif kind != LOG_SOFTMAX:
+        elif kind == SCE_PROBS:
             job.ebuf_is_out = ro.itemsize == 8
             if not job.ebuf_is_out:
                 scratch_per_thread = job.n
+        elif kind != LOG_SOFTMAX:
+            # the exps and the running max of each block (fd_logit_rows.h, online_lse)
+            scratch_per_thread = job.n + job.n // FDL_BLOCK + 1
     threads = _threads_for(rows, rows * job.n, num_threads)
     if scratch_per_thread:
         job.scratch_len = scratch_per_thread

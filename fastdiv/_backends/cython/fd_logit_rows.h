@@ -79,6 +79,122 @@ FD_INLINE void FDL_NT(row_max2)(const int masked, const FDL_T *a, const FDL_T *b
     *count = kept_count;
 }
 
+/* ------------------------------------------------- one-pass statistics */
+
+/*
+ * Sums of one block against the running max m (finite): head (weights of
+ * the kept elements equal to m), tail (weighted exp(z - m) of the others),
+ * and for smoothing sum(m - z) over the kept elements other than index skip.
+ * store: each exp (0 at masked elements) goes to ebuf.
+ */
+FD_INLINE void FDL_NT(block_sums)(const int masked, const int weighted, const int store,
+                                  const int smooth, const FDL_T *a, const FDL_T *b,
+                                  const unsigned char *w, ptrdiff_t n, double m, ptrdiff_t skip,
+                                  double *ebuf, double *head_out, double *tail_out,
+                                  double *qz_out)
+{
+    double head = 0.0, tail = 0.0, qz = 0.0;
+    FD_PRAGMA_SIMD(reduction(+ : head, tail, qz))
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double x = (double)a[i];
+        const double e = FDL_EXP(x - m);
+        int keep = 1;
+        double weight = 1.0;
+        if (masked)
+            keep = w[i] != 0;
+        if (weighted) {
+            weight = (double)b[i];
+            keep &= weight != 0;
+        }
+        const int at_max = x == m;
+        if (store)
+            ebuf[i] = keep ? e : 0.0;
+        head += (keep & at_max) ? weight : 0.0;
+        tail += (keep & !at_max) ? weight * e : 0.0;
+        if (smooth)
+            qz += (keep & (i != skip)) ? m - x : 0.0;
+    }
+    *head_out = head;
+    *tail_out = tail;
+    *qz_out = qz;
+}
+
+/*
+ * The log-sum-exp statistics of a row in ONE pass over memory, block by
+ * block: the max of a block (read from memory), then its exps against the
+ * running max (re-read from L1). When a block raises the max from m to m',
+ * the sums so far are rescaled by exp(m - m') (terms that sat at m join the
+ * tail), so at the end head and tail are those of the row max M. For rows
+ * that fit in L2 this is the same work as the two-pass form, but memory and
+ * arithmetic overlap instead of alternating.
+ *
+ * Returns the row max M: NaN or +inf as soon as a block shows one (the sums
+ * are then meaningless), -inf when nothing finite is kept. *count gets the
+ * number of kept elements; with smooth, *qz gets sum(M - z) over the kept
+ * elements other than index skip (+inf when one of them is -inf).
+ * store: ebuf[i] gets exp(z_i - m_b) (0 at masked elements) with m_b the
+ * running max when its block was read, stored at ebuf[n + block]; the final
+ * value is ebuf[i] * exp(m_b - M).
+ */
+FD_INLINE double FDL_NT(online_lse)(const int masked, const int weighted, const int store,
+                                    const int smooth, const FDL_T *a, const FDL_T *b,
+                                    const unsigned char *w, ptrdiff_t n, ptrdiff_t skip,
+                                    double *ebuf, double *head_out, double *tail_out,
+                                    double *count_out, double *qz_out)
+{
+    double m = -FD_INF_D, head = 0.0, tail = 0.0, count = 0.0, qz = 0.0, others = 0.0;
+    int pending_inf = 0;
+    ptrdiff_t block = 0;
+    *head_out = *tail_out = *qz_out = 0.0;
+    for (ptrdiff_t start = 0; start < n; start += FDL_BLOCK, block++) {
+        const ptrdiff_t len = (n - start < FDL_BLOCK) ? n - start : FDL_BLOCK;
+        const FDL_T *ab = a + start;
+        const FDL_T *bb = weighted ? b + start : 0;
+        const unsigned char *wb = masked ? w + start : 0;
+        const ptrdiff_t local_skip = skip - start;
+        const double skipped = (local_skip >= 0 && local_skip < len) ? 1.0 : 0.0;
+        double kept, hb, tb, qb;
+        const double mb = FDL_NT(row_max)(masked, weighted, ab, bb, wb, len, &kept);
+        count += kept;
+        if (mb != mb || mb == FD_INF_D) {
+            *count_out = count;
+            return mb;
+        }
+        if (mb > m) {
+            if (m > -FD_INF_D) {
+                tail = (tail + head) * exp(m - mb);
+                if (smooth)
+                    qz += others * (mb - m);
+            }
+            head = 0.0;
+            m = mb;
+        }
+        if (store)
+            ebuf[n + block] = m;
+        if (m == -FD_INF_D) {       /* nothing finite so far: the block adds no exp */
+            if (store)
+                for (ptrdiff_t i = 0; i < len; i++)
+                    ebuf[start + i] = 0.0;
+            if (smooth && kept - skipped > 0)
+                pending_inf = 1;    /* a -inf logit with q = eps / C > 0 */
+            continue;
+        }
+        FDL_NT(block_sums)(masked, weighted, store, smooth, ab, bb, wb, len, m, local_skip,
+                           store ? ebuf + start : 0, &hb, &tb, &qb);
+        head += hb;
+        tail += tb;
+        if (smooth) {
+            qz += qb;
+            others += kept - skipped;
+        }
+    }
+    *head_out = head;
+    *tail_out = tail;
+    *count_out = count;
+    *qz_out = pending_inf ? FD_INF_D : qz;
+    return m;
+}
+
 /* ------------------------------------------------------------- logsumexp */
 
 /*
@@ -103,28 +219,12 @@ FD_INLINE void FDL_NT(lse_body)(const int masked, const int weighted, const FDL_
                                 const FDL_T *b, const unsigned char *w, ptrdiff_t n,
                                 double *out, double *sign)
 {
-    double count;
-    const double m = FDL_NT(row_max)(masked, weighted, a, b, w, n, &count);
+    double head, tail, count, qz;
+    const double m = FDL_NT(online_lse)(masked, weighted, 0, 0, a, b, w, n, -1, 0, &head,
+                                        &tail, &count, &qz);
     if (!fdl_finite(m)) {
         FDL_NT(lse_plain)(a, weighted ? b : 0, masked ? w : 0, n, out, sign);
         return;
-    }
-    double head = 0.0, tail = 0.0;
-    FD_PRAGMA_SIMD(reduction(+ : head, tail))
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const double x = (double)a[i];
-        const double e = FDL_EXP(x - m);
-        int keep = 1;
-        double weight = 1.0;
-        if (masked)
-            keep = w[i] != 0;
-        if (weighted) {
-            weight = (double)b[i];
-            keep &= weight != 0;
-        }
-        const int at_max = x == m;
-        head += (keep & at_max) ? weight : 0.0;
-        tail += (keep & !at_max) ? weight * e : 0.0;
     }
     if (!weighted) {            /* head >= 1, tail >= 0 */
         *out = m + fdl_log_sum(head, tail);
@@ -164,58 +264,45 @@ static FD_TARGET void FDL_NT(logsumexp)(const void *a, const void *b, const unsi
 
 /* ------------------------------------------------- log_softmax and softmax */
 
-/* Sum of exp(z - m) split into (count at the max, rest); stores each exp in
- * ebuf when store. m finite, no NaN in z. */
-FD_INLINE void FDL_NT(exp_sums)(const int store, const FDL_T *z, ptrdiff_t n, double m,
-                                double *ebuf, double *head_out, double *tail_out)
-{
-    double head = 0.0, tail = 0.0;
-    FD_PRAGMA_SIMD(reduction(+ : head, tail))
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const double x = (double)z[i];
-        const double e = FDL_EXP(x - m);
-        if (store)
-            ebuf[i] = e;
-        const int at_max = x == m;
-        head += at_max ? 1.0 : 0.0;
-        tail += at_max ? 0.0 : e;
-    }
-    *head_out = head;
-    *tail_out = tail;
-}
-
 static FD_TARGET void FDL_NT(log_softmax)(const void *z, void *out, ptrdiff_t n)
 {
     const FDL_T *zt = (const FDL_T *)z;
     FDL_T *o = (FDL_T *)out;
-    double count, head, tail, shift = 0.0;
-    const double m = FDL_NT(row_max)(0, 0, zt, 0, 0, n, &count);
-    if (fdl_finite(m)) {
-        FDL_NT(exp_sums)(0, zt, n, m, 0, &head, &tail);
+    double count, head, tail, qz, shift = 0.0;
+    double m = FDL_NT(online_lse)(0, 0, 0, 0, zt, 0, 0, n, -1, 0, &head, &tail, &count, &qz);
+    if (m == FD_INF_D)          /* a later NaN wins over +inf */
+        m = FDL_NT(row_max)(0, 0, zt, 0, 0, n, &count);
+    if (fdl_finite(m))
         shift = fdl_log_sum(head, tail);
-    }
     /* finite m: (z - m) - log S; otherwise z - m is SciPy's z - log(sum(exp(z))) */
     FD_PRAGMA_SIMD()
     for (ptrdiff_t i = 0; i < n; i++)
         o[i] = (FDL_T)(((double)zt[i] - m) - shift);
 }
 
+/* ebuf: n + n / FDL_BLOCK + 1 doubles. */
 static FD_TARGET void FDL_NT(softmax)(const void *z, void *out, ptrdiff_t n, double *ebuf)
 {
     const FDL_T *zt = (const FDL_T *)z;
     FDL_T *o = (FDL_T *)out;
-    double count, head, tail;
-    const double m = FDL_NT(row_max)(0, 0, zt, 0, 0, n, &count);
+    double count, head, tail, qz;
+    const double m = FDL_NT(online_lse)(0, 0, 1, 0, zt, 0, 0, n, -1, ebuf, &head, &tail,
+                                        &count, &qz);
     if (!fdl_finite(m)) {
         for (ptrdiff_t i = 0; i < n; i++)
             o[i] = (FDL_T)FD_NAN_D;
         return;
     }
-    FDL_NT(exp_sums)(1, zt, n, m, ebuf, &head, &tail);
     const double total = head + tail;
-    FD_PRAGMA_SIMD()
-    for (ptrdiff_t i = 0; i < n; i++)
-        o[i] = (FDL_T)(ebuf[i] / total);
+    ptrdiff_t block = 0;
+    for (ptrdiff_t start = 0; start < n; start += FDL_BLOCK, block++) {
+        const ptrdiff_t len = (n - start < FDL_BLOCK) ? n - start : FDL_BLOCK;
+        /* e / total as the reference (and SciPy) divides; f is 1 in the max's block */
+        const double f = fdl_block_factor(ebuf, n, block, m);
+        FD_PRAGMA_SIMD()
+        for (ptrdiff_t i = start; i < start + len; i++)
+            o[i] = (FDL_T)((ebuf[i] * f) / total);
+    }
 }
 
 /* ------------------------------------------------------- cross-entropies */
@@ -242,8 +329,8 @@ FD_INLINE void FDL_NT(ce_sums)(const int masked, const int probs, const int smoo
                                double uniform, ptrdiff_t skip, double *ebuf, double *head_out,
                                double *tail_out, double *qz_out, double *qsum_out)
 {
-    double head = 0.0, tail = 0.0, qz = 0.0, qsum = 0.0;
-    FD_PRAGMA_SIMD(reduction(+ : head, tail, qz, qsum))
+    double head = 0.0, tail = 0.0, qz = 0.0, qsum = 0.0, qcomp = 0.0;
+    FD_PRAGMA_SIMD(reduction(+ : head, tail, qz, qsum, qcomp))
     for (ptrdiff_t i = 0; i < n; i++) {
         const double x = (double)z[i];
         const double e = FDL_EXP(x - m);
@@ -255,7 +342,10 @@ FD_INLINE void FDL_NT(ce_sums)(const int masked, const int probs, const int smoo
         tail += (keep & !at_max) ? e : 0.0;
         if (probs) {
             const double q = keep_p * (double)p[i] + uniform;
-            qsum += keep ? q : 0.0;
+            const double qk = keep ? q : 0.0;   /* sum(q) feeds every gradient: Neumaier */
+            const double t = qsum + qk;
+            qcomp += (fabs(qsum) >= fabs(qk)) ? ((qsum - t) + qk) : ((qk - t) + qsum);
+            qsum = t;
             qz += (keep & (q != 0)) ? q * (m - x) : 0.0;
         } else if (smooth) {
             qz += (keep & (i != skip)) ? m - x : 0.0;
@@ -264,7 +354,7 @@ FD_INLINE void FDL_NT(ce_sums)(const int masked, const int probs, const int smoo
     *head_out = head;
     *tail_out = tail;
     *qz_out = qz;
-    *qsum_out = qsum;
+    *qsum_out = (qsum - qsum == 0.0) ? qsum + qcomp : qsum;
 }
 
 /* grad = qsum * e / total - q on kept elements (q from p for probs, else uniform), 0 on
@@ -353,14 +443,72 @@ FD_INLINE void FDL_NT(sce_body)(const int masked, const int probs, const FDL_T *
     }
 }
 
+/* Class indices: one pass over the logits for the loss (online_lse), one
+ * over the stored exps for the gradient. ebuf: n + n / FDL_BLOCK + 1 doubles. */
+FD_INLINE void FDL_NT(sce_index_body)(const int masked, const int store, const int smooth,
+                                      const FDL_T *z, ptrdiff_t target, double eps,
+                                      const unsigned char *w, ptrdiff_t n, double *loss,
+                                      FDL_T *grad, double *ebuf)
+{
+    double head, tail, kept, qz;
+    if (target < 0) {                       /* ignored row: its logits are not read */
+        *loss = 0.0;
+        if (store)
+            FDL_NT(fill_grad)(grad, 0, n, 0.0);
+        return;
+    }
+    const double m = FDL_NT(online_lse)(masked, 0, store, smooth, z, 0, w, n, target, ebuf,
+                                        &head, &tail, &kept, &qz);
+    if (!fdl_finite(m)) {                   /* the target is kept: never an empty row */
+        *loss = FD_NAN_D;
+        if (store)
+            FDL_NT(fill_grad)(grad, masked ? w : 0, n, FD_NAN_D);
+        return;
+    }
+    const double uniform = smooth ? eps / kept : 0.0;
+    const double q_target = (1.0 - eps) + eps / kept;  /* the reference's (1 - eps) * 1 + eps / C */
+    *loss = q_target * (m - (double)z[target]) + (smooth ? uniform * qz : 0.0)
+            + fdl_log_sum(head, tail);
+    if (!store)
+        return;
+    const double total = head + tail;
+    const double e_target = ebuf[target] * fdl_block_factor(ebuf, n, target / FDL_BLOCK, m);
+    ptrdiff_t block = 0;
+    for (ptrdiff_t start = 0; start < n; start += FDL_BLOCK, block++) {
+        const ptrdiff_t len = (n - start < FDL_BLOCK) ? n - start : FDL_BLOCK;
+        const double scale = fdl_block_factor(ebuf, n, block, m) / total;
+        FD_PRAGMA_SIMD()
+        for (ptrdiff_t i = start; i < start + len; i++) {
+            const double g = ebuf[i] * scale - uniform;
+            grad[i] = (FDL_T)((masked && !w[i]) ? 0.0 : g);
+        }
+    }
+    grad[target] = (FDL_T)(e_target / total - q_target);
+}
+
 static FD_TARGET void FDL_NT(softmax_cross_entropy)(const void *z, ptrdiff_t target, double eps,
                                                     const unsigned char *w, ptrdiff_t n,
                                                     double *loss, void *grad, double *ebuf)
 {
-    if (w)
-        FDL_NT(sce_body)(1, 0, (const FDL_T *)z, 0, target, eps, w, n, loss, (FDL_T *)grad, ebuf);
-    else
-        FDL_NT(sce_body)(0, 0, (const FDL_T *)z, 0, target, eps, w, n, loss, (FDL_T *)grad, ebuf);
+    const FDL_T *zt = (const FDL_T *)z;
+    FDL_T *g = (FDL_T *)grad;
+    const int smooth = eps != 0;
+    /* every (mask, gradient, smoothing) combination is its own loop */
+    if (w) {
+        if (g)
+            smooth ? FDL_NT(sce_index_body)(1, 1, 1, zt, target, eps, w, n, loss, g, ebuf)
+                   : FDL_NT(sce_index_body)(1, 1, 0, zt, target, eps, w, n, loss, g, ebuf);
+        else
+            smooth ? FDL_NT(sce_index_body)(1, 0, 1, zt, target, eps, w, n, loss, g, ebuf)
+                   : FDL_NT(sce_index_body)(1, 0, 0, zt, target, eps, w, n, loss, g, ebuf);
+    } else {
+        if (g)
+            smooth ? FDL_NT(sce_index_body)(0, 1, 1, zt, target, eps, w, n, loss, g, ebuf)
+                   : FDL_NT(sce_index_body)(0, 1, 0, zt, target, eps, w, n, loss, g, ebuf);
+        else
+            smooth ? FDL_NT(sce_index_body)(0, 0, 1, zt, target, eps, w, n, loss, g, ebuf)
+                   : FDL_NT(sce_index_body)(0, 0, 0, zt, target, eps, w, n, loss, g, ebuf);
+    }
 }
 
 static FD_TARGET void FDL_NT(softmax_cross_entropy_probs)(const void *z, const void *p,

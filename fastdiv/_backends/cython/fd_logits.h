@@ -50,6 +50,16 @@ static inline double fdl_log_sum(double head, double tail)
     return log(head) + log1p(tail / head);
 }
 
+/* Elements per block of the one-pass log-sum-exp (fd_logit_rows.h, online_lse). */
+#define FDL_BLOCK 1024
+
+/* The factor that brings the stored exps of `block` to the row max M. */
+static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t block, double m)
+{
+    const double mb = ebuf[n + block];
+    return mb == m ? 1.0 : (mb == -FD_INF_D ? 0.0 : exp(mb - m));
+}
+
 /* ------------------------------------------------ baseline (every machine) */
 
 #define FD_ISA baseline
