@@ -95,12 +95,25 @@ def _log_ratio_to_mean(s, ratio):
 
 
 @jit(TERM)
+def _js_series(u):
+    """``f(t) = (1 + t) log1p(t) + (1 - t) log1p(-t)`` from ``u = t * t <= 1/16``.
+
+    ``f(t) = sum_k u**k / (k (2k - 1))``; 13 terms reach float64 precision.
+    """
+    poly = like(u, 1.0 / 325.0)
+    for k in range(12, 0, -1):
+        poly = poly * u + like(u, 1.0 / (k * (2 * k - 1)))
+    return u * poly
+
+
+@jit(TERM)
 def js(x, y):
     """Half of ``rel_entr(x, m) + rel_entr(y, m)``, ``m = (x + y) / 2``, as ``reference.js_terms``.
 
     With ``t = (x - y) / (x + y)``, ``x / m = 1 + t`` and ``y / m = 1 - t``:
     ``log1p(+-t)`` while ``1 +- t >= 0.5``, else ``log(x / m)`` straight (no
-    cancellation). Returns ``-inf`` (a mark for :func:`js_slow`) where
+    cancellation); for ``|t| < 1/4``, where those two terms cancel, the series
+    of :func:`_js_series`. Returns ``-inf`` (a mark for :func:`js_slow`) where
     ``x / m`` or ``y / m`` or ``x + y`` is below the smallest normal number.
     """
     h = half(x)
@@ -116,12 +129,18 @@ def js(x, y):
     y_ratio = scale * y * inverse
     x_term = zero if x == 0 else x * _log_ratio_to_mean(t, x_ratio)
     y_term = zero if y == 0 else y * _log_ratio_to_mean(-t, y_ratio)
+    far = h * (x_term + y_term)
+    # Near p == q the two terms (each ~ m t) cancel down to m t**2: use the series
+    # m * sum_k t**(2k) / (k (2k - 1)) instead, every term positive.
+    m = total if overflow else total * h
+    near = h * m * _js_series(t * t)
     # Slow: a ratio underflows, or the total is subnormal (its inverse overflows).
     slow = ((x > 0) & (x_ratio < tiny(x))) | ((y > 0) & (y_ratio < tiny(y)))
     slow = slow | ((total > 0) & (total < tiny(x)))
     nan = (x != x) | (y != y)
     special = like(x, _NAN) if nan else like(x, _INF)
-    value = like(x, -_INF) if slow else h * (x_term + y_term)
+    value = near if abs(t) < like(x, 0.25) else far
+    value = like(x, -_INF) if slow else value
     return special if nan | (x < 0) | (y < 0) else value
 
 
