@@ -52,7 +52,7 @@ from numba.extending import intrinsic
 from fastdiv._backends.numba._cache import jit
 from fastdiv._backends.numba._exp import exp, exp_term
 from fastdiv._backends.numba._math import like, log, log1p
-from fastdiv._backends.numba._options import BLOCK, KERNEL, MATH, SERIAL_BELOW, SUM
+from fastdiv._backends.numba._options import BLOCK, CHUNK, KERNEL, MATH, SERIAL_BELOW, SUM
 
 _INF = np.inf
 _NAN = np.nan
@@ -263,15 +263,44 @@ def _block_count(n):
     return (n + BLOCK - 1) // BLOCK
 
 
+@jit(MATH)
+def _plan(rows, n, num_threads):
+    """``(mode, chunks, size)``: 0 serial, 1 parallel over rows, 2 over row chunks.
+
+    Chunks are whole blocks (``size`` a multiple of ``BLOCK``), so block
+    indices mean the same in a chunk and in its row.
+    """
+    if num_threads == 1 or rows * n < SERIAL_BELOW:
+        return 0, 1, n
+    if rows >= 4 * num_threads or n < 2 * CHUNK:
+        return 1, 1, n
+    wanted = (4 * num_threads + rows - 1) // rows
+    chunks = max(1, min(wanted, n // CHUNK))
+    size = ((n + chunks - 1) // chunks + BLOCK - 1) // BLOCK * BLOCK
+    return 2, (n + size - 1) // size, size
+
+
+@jit(MATH)
+def _merge_chunks(states, first, count):
+    """Fold the ``(top, head, tail)`` rows ``states[first:first + count]`` of one row."""
+    top, head, tail = -_INF, 0.0, 0.0
+    bad = False
+    for c in range(first, first + count):
+        chunk_top = states[c, 0]
+        if chunk_top == _INF or chunk_top != chunk_top:
+            bad = True
+        elif chunk_top != -_INF:
+            top, head, tail = _merge(top, head, tail, chunk_top, states[c, 1], states[c, 2])
+    return (_INF if bad else top), head, tail
+
+
 # -- logsumexp -------------------------------------------------------------------
 
 
 @jit(MATH)
-def _logsumexp_row(i, af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, n, out, sign_out,
-                   has_sign, scratch):
-    ai, bi, mi = a0 + i * as_, b0 + i * bs, m0 + i * ms
-    top, head, tail = _row_lse(af, ai, bf, bi, has_b, mf, mi, has_mask, n, scratch, 0, False,
-                               scratch, scratch)
+def _logsumexp_finish(i, top, head, tail, af, ai, bf, bi, has_b, mf, mi, has_mask, n, out,
+                      sign_out, has_sign):
+    """Row ``i``'s result from its ``(M, head, tail)`` (the contract's formula)."""
     if math.isfinite(top):
         if head == 0.0:
             value = top + math.log(abs(tail))
@@ -291,20 +320,42 @@ def _logsumexp_row(i, af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, n, o
     out[i] = value
 
 
+@jit(MATH)
+def _logsumexp_piece(af, ai, bf, bi, has_b, mf, mi, has_mask, length):
+    scratch = np.empty(min(BLOCK, max(length, 1)), af.dtype)
+    return _row_lse(af, ai, bf, bi, has_b, mf, mi, has_mask, length, scratch, 0, False,
+                    scratch, scratch)
+
+
 @jit(KERNEL)
 def logsumexp(af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, rows, n, out, sign_out,
               has_sign, num_threads):
     """``log|sum(b * exp(a))|`` (and its sign) of every row into ``out`` (float64)."""
-    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
-        scratch = np.empty(min(BLOCK, max(n, 1)), af.dtype)
+    mode, chunks, size = _plan(rows, n, num_threads)
+    if mode == 0:
         for i in range(rows):
-            _logsumexp_row(i, af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, n, out,
-                           sign_out, has_sign, scratch)
-        return
-    for i in prange(rows):
-        scratch = np.empty(min(BLOCK, n), af.dtype)
-        _logsumexp_row(i, af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, n, out,
-                       sign_out, has_sign, scratch)
+            ai, bi, mi = a0 + i * as_, b0 + i * bs, m0 + i * ms
+            top, head, tail = _logsumexp_piece(af, ai, bf, bi, has_b, mf, mi, has_mask, n)
+            _logsumexp_finish(i, top, head, tail, af, ai, bf, bi, has_b, mf, mi, has_mask, n,
+                              out, sign_out, has_sign)
+    elif mode == 1:
+        for i in prange(rows):
+            ai, bi, mi = a0 + i * as_, b0 + i * bs, m0 + i * ms
+            top, head, tail = _logsumexp_piece(af, ai, bf, bi, has_b, mf, mi, has_mask, n)
+            _logsumexp_finish(i, top, head, tail, af, ai, bf, bi, has_b, mf, mi, has_mask, n,
+                              out, sign_out, has_sign)
+    else:
+        states = np.empty((rows * chunks, 3))
+        for item in prange(rows * chunks):
+            i = item // chunks
+            lo = (item % chunks) * size
+            states[item, 0], states[item, 1], states[item, 2] = _logsumexp_piece(
+                af, a0 + i * as_ + lo, bf, b0 + i * bs + lo, has_b, mf, m0 + i * ms + lo,
+                has_mask, min(size, n - lo))
+        for i in range(rows):
+            top, head, tail = _merge_chunks(states, i * chunks, chunks)
+            _logsumexp_finish(i, top, head, tail, af, a0 + i * as_, bf, b0 + i * bs, has_b, mf,
+                              m0 + i * ms, has_mask, n, out, sign_out, has_sign)
 
 
 # -- log_softmax and softmax -------------------------------------------------------
@@ -317,39 +368,64 @@ def _write_log_softmax(z, shift, log_sum, out):
 
 
 @jit(MATH)
-def _log_softmax_row(i, zf, z0, zs, n, out, scratch):
-    zi = z0 + i * zs
-    top, head, tail = _row_lse(zf, zi, zf, 0, False, zf, 0, False, n, scratch, 0, False,
-                               scratch, scratch)
-    if math.isfinite(top):
-        shift, log_sum = top, _log_sum(head, tail)
-    else:
-        shift, log_sum = 0.0, math.log(_plain_sum(zf, zi, zf, 0, False, zf, 0, False, n, 0.0))
-    for start in range(0, n, BLOCK):
-        size = min(BLOCK, n - start)
-        _write_log_softmax(zf[zi + start:zi + start + size], shift, log_sum,
-                           out[i * n + start:i * n + start + size])
-
-
-@jit(MATH)
-def _scale_block(e, scale):
+def _scale_block(e, factor, total):
+    """``e = e * factor / total``, rounded in the reference's order (``factor`` is 1 in a
+    row's top block)."""
     for j in range(e.size):
-        e[j] = np.float64(e[j]) * scale
+        e[j] = (np.float64(e[j]) * factor) / total
 
 
 @jit(MATH)
-def _softmax_row(i, zf, z0, zs, n, out, block_tops):
+def _row_map_stats(kind, zf, zi, length, out, oi, block_tops):
+    """``(M, head, tail)`` of a row piece; softmax keeps its ``e`` in ``out[oi:]``."""
+    literally(kind)
+    scratch = np.empty(min(BLOCK, max(length, 1)) if kind == 0 else 0, zf.dtype)
+    if kind == 0:
+        return _row_lse(zf, zi, zf, 0, False, zf, 0, False, length, scratch, 0, False,
+                        block_tops, scratch)
+    return _row_lse(zf, zi, zf, 0, False, zf, 0, False, length, out, oi, True, block_tops,
+                    scratch)
+
+
+@jit(MATH)
+def _row_map_write(kind, zf, zi, length, out, oi, block_tops, top, head, tail, plain_log_sum):
+    """Write a row piece from its row's ``(M, head, tail)``.
+
+    ``plain_log_sum``: ``log(sum(exp(z)))`` of the row, used when ``M`` is not finite.
+    """
+    literally(kind)
+    if kind == 0:
+        if math.isfinite(top):
+            shift, log_sum = top, _log_sum(head, tail)
+        else:
+            shift, log_sum = 0.0, plain_log_sum
+        for start in range(0, length, BLOCK):
+            size = min(BLOCK, length - start)
+            _write_log_softmax(zf[zi + start:zi + start + size], shift, log_sum,
+                               out[oi + start:oi + start + size])
+    elif not math.isfinite(top):
+        out[oi:oi + length] = _NAN
+    else:
+        total = head + tail
+        for b, start in enumerate(range(0, length, BLOCK)):
+            size = min(BLOCK, length - start)
+            _scale_block(out[oi + start:oi + start + size], math.exp(block_tops[b] - top), total)
+
+
+@jit(MATH)
+def _plain_log_sum(kind, top, zf, zi, n):
+    if kind == 0 and not math.isfinite(top):
+        return math.log(_plain_sum(zf, zi, zf, 0, False, zf, 0, False, n, 0.0))
+    return 0.0
+
+
+@jit(MATH)
+def _row_map_row(kind, i, zf, z0, zs, n, out, block_tops):
+    literally(kind)
     zi = z0 + i * zs
-    top, head, tail = _row_lse(zf, zi, zf, 0, False, zf, 0, False, n, out, i * n, True,
-                               block_tops, out)
-    if not math.isfinite(top):
-        out[i * n:(i + 1) * n] = _NAN
-        return
-    inverse = 1.0 / (head + tail)
-    for b, start in enumerate(range(0, n, BLOCK)):
-        size = min(BLOCK, n - start)
-        _scale_block(out[i * n + start:i * n + start + size],
-                     math.exp(block_tops[b] - top) * inverse)
+    top, head, tail = _row_map_stats(kind, zf, zi, n, out, i * n, block_tops)
+    _row_map_write(kind, zf, zi, n, out, i * n, block_tops, top, head, tail,
+                   _plain_log_sum(kind, top, zf, zi, n))
 
 
 @jit(KERNEL)
@@ -359,22 +435,38 @@ def row_map(kind, zf, z0, zs, rows, n, out, num_threads):
     ``out`` may be the memory of ``z``: each element is read before it is written.
     """
     literally(kind)
-    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
-        scratch = np.empty(min(BLOCK, max(n, 1)), zf.dtype)
-        tops = np.empty(_block_count(n))
+    blocks = _block_count(n)
+    mode, chunks, size = _plan(rows, n, num_threads)
+    if mode == 0:
+        tops = np.empty(blocks)
         for i in range(rows):
-            if kind == 0:
-                _log_softmax_row(i, zf, z0, zs, n, out, scratch)
-            else:
-                _softmax_row(i, zf, z0, zs, n, out, tops)
-        return
-    for i in prange(rows):
-        if kind == 0:
-            scratch = np.empty(min(BLOCK, n), zf.dtype)
-            _log_softmax_row(i, zf, z0, zs, n, out, scratch)
-        else:
-            tops = np.empty(_block_count(n))
-            _softmax_row(i, zf, z0, zs, n, out, tops)
+            _row_map_row(kind, i, zf, z0, zs, n, out, tops)
+    elif mode == 1:
+        for i in prange(rows):
+            tops = np.empty(blocks)
+            _row_map_row(kind, i, zf, z0, zs, n, out, tops)
+    else:
+        # The first phase reads every piece (softmax: keeps e in out), the second
+        # writes it; out may be z's memory only element for element, which holds.
+        tops = np.empty((rows, blocks))
+        states = np.empty((rows * chunks, 3))
+        for item in prange(rows * chunks):
+            i = item // chunks
+            lo = (item % chunks) * size
+            states[item, 0], states[item, 1], states[item, 2] = _row_map_stats(
+                kind, zf, z0 + i * zs + lo, min(size, n - lo), out, i * n + lo,
+                tops[i, lo // BLOCK:])
+        rows_state = np.empty((rows, 4))
+        for i in range(rows):
+            top, head, tail = _merge_chunks(states, i * chunks, chunks)
+            rows_state[i, 0], rows_state[i, 1], rows_state[i, 2] = top, head, tail
+            rows_state[i, 3] = _plain_log_sum(kind, top, zf, z0 + i * zs, n)
+        for item in prange(rows * chunks):
+            i = item // chunks
+            lo = (item % chunks) * size
+            _row_map_write(kind, zf, z0 + i * zs + lo, min(size, n - lo), out, i * n + lo,
+                           tops[i, lo // BLOCK:], rows_state[i, 0], rows_state[i, 1],
+                           rows_state[i, 2], rows_state[i, 3])
 
 
 # -- softmax cross-entropy -----------------------------------------------------------
@@ -400,13 +492,16 @@ def _kept_sums(z, p, has_p, m, has_mask):
 
 
 @jit(MATH)
-def _write_grad(e, p, has_p, m, has_mask, scale, uniform, keep_p):
-    """``e = Q * e * exp(m - M) / S - q`` in place, ``q = keep_p * p + uniform`` on kept."""
+def _write_grad(e, p, has_p, m, has_mask, factor, total, uniform, keep_p):
+    """``e = (e * factor) / total - q`` in place, ``q = keep_p * p + uniform`` on kept.
+
+    ``factor = Q exp(m - M)``: the reference's ``Q * exp(z - M) / S`` in the same order.
+    """
     zero = 0.0
     for j in range(e.size):
         kept = not has_mask or m[j] != 0
         q = (keep_p * np.float64(p[j]) if has_p else zero) + uniform
-        e[j] = np.float64(e[j]) * scale - (q if kept else zero)
+        e[j] = (np.float64(e[j]) * factor) / total - (q if kept else zero)
 
 
 @jit(MATH)
@@ -465,14 +560,14 @@ def _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, 
         e_label = np.float64(grad[gi + label]) if not has_p else 0.0
         for b, start in enumerate(range(0, n, BLOCK)):
             size = min(BLOCK, n - start)
-            scale = total_q * math.exp(block_tops[b] - top) / total
+            factor = total_q * math.exp(block_tops[b] - top)
             _write_grad(grad[gi + start:gi + start + size], pf[pi + start:pi + start + size],
                         has_p, mf[mi + start:mi + start + size] if has_mask else mf[:0],
-                        has_mask, scale, uniform, keep)
+                        has_mask, factor, total, uniform, keep)
         if not has_p:
             b = label // BLOCK
-            scale = math.exp(block_tops[b] - top) / total
-            grad[gi + label] = e_label * scale - (keep + uniform)
+            factor = math.exp(block_tops[b] - top)
+            grad[gi + label] = (e_label * factor) / total - (keep + uniform)
 
 
 @jit(KERNEL)
@@ -656,18 +751,18 @@ def _masked_sum(buffer, m, has_mask, size):
 
 
 @jit(MATH)
-def _bce_row(kind, i, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, n, out,
-             buffer):
+def _bce_piece(kind, pf, pi, qf, qi, wf, wi, has_w, mf, mi, has_mask, length):
+    """Float64 sum of the terms of one row piece."""
     literally(kind)
-    pi, qi, wi, mi = p0 + i * ps, q0 + i * qs, w0 + i * ws, m0 + i * ms
+    buffer = np.empty(min(BLOCK, max(length, 1)))
     total = 0.0
-    for start in range(0, n, BLOCK):
-        size = min(BLOCK, n - start)
+    for start in range(0, length, BLOCK):
+        size = min(BLOCK, length - start)
         _bce_fill(kind, pf[pi + start:pi + start + size], qf[qi + start:qi + start + size],
                   wf[wi + start:wi + start + size] if has_w else wf[:0], has_w, buffer)
         total += _masked_sum(buffer, mf[mi + start:mi + start + size] if has_mask else mf[:0],
                              has_mask, size)
-    out[i] = total
+    return total
 
 
 @jit(KERNEL)
@@ -675,13 +770,25 @@ def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0
                          rows, n, out, num_threads):
     """Row sums of the binary cross-entropy terms of ``kind`` into ``out`` (float64)."""
     literally(kind)
-    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
-        buffer = np.empty(min(BLOCK, max(n, 1)))
+    mode, chunks, size = _plan(rows, n, num_threads)
+    if mode == 0:
         for i in range(rows):
-            _bce_row(kind, i, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask,
-                     n, out, buffer)
-        return
-    for i in prange(rows):
-        buffer = np.empty(min(BLOCK, n))
-        _bce_row(kind, i, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, n,
-                 out, buffer)
+            out[i] = _bce_piece(kind, pf, p0 + i * ps, qf, q0 + i * qs, wf, w0 + i * ws, has_w,
+                                mf, m0 + i * ms, has_mask, n)
+    elif mode == 1:
+        for i in prange(rows):
+            out[i] = _bce_piece(kind, pf, p0 + i * ps, qf, q0 + i * qs, wf, w0 + i * ws, has_w,
+                                mf, m0 + i * ms, has_mask, n)
+    else:
+        pieces = np.empty(rows * chunks)
+        for item in prange(rows * chunks):
+            i = item // chunks
+            lo = (item % chunks) * size
+            pieces[item] = _bce_piece(kind, pf, p0 + i * ps + lo, qf, q0 + i * qs + lo, wf,
+                                      w0 + i * ws + lo, has_w, mf, m0 + i * ms + lo, has_mask,
+                                      min(size, n - lo))
+        for i in range(rows):
+            total = 0.0
+            for c in range(chunks):
+                total += pieces[i * chunks + c]
+            out[i] = total
