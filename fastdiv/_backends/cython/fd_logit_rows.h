@@ -94,10 +94,19 @@ FD_INLINE void FDL_NT(block_sums)(const int masked, const int weighted, const in
                                   double *qz_out)
 {
     double head = 0.0, tail = 0.0, qz = 0.0;
+#if !FDL_T_IS_DOUBLE
+    const float mf = (float)m;              /* a float32 logit: exact */
+#endif
     FD_PRAGMA_SIMD(reduction(+ : head, tail, qz))
     for (ptrdiff_t i = 0; i < n; i++) {
         const double x = (double)a[i];
+#if FDL_T_IS_DOUBLE
         const double e = FDL_EXP(x - m);
+#else
+        /* float32: the exp in float arithmetic (16 lanes), summed in double; the
+         * rounding of a[i] - m in float moves a term by at most |d| e^d 2^-24 */
+        const double e = (double)FD_N(fdl_expf_nonpos)(a[i] - mf);
+#endif
         int keep = 1;
         double weight = 1.0;
         if (masked)
@@ -673,7 +682,7 @@ static FD_TARGET void FDL_NT(exp_map)(const void *x, void *out, ptrdiff_t n)
 #if FDL_T_IS_DOUBLE
         o[i] = FD_N(fd_exp_d)(xt[i]);
 #else
-        o[i] = (FDL_T)FDL_EXP((double)xt[i]);
+        o[i] = FD_N(fdl_expf_nonpos)(xt[i]);
 #endif
 }
 

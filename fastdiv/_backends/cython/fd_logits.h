@@ -64,10 +64,12 @@ static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t
 
 #define FD_ISA baseline
 #define FD_TARGET
-#if defined(__FP_FAST_FMA)
+#if defined(__FP_FAST_FMA) && defined(__FP_FAST_FMAF)
 #define FDL_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#define FDL_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
 #else
 #define FDL_FMA(a, b, c) ((a) * (b) + (c))
+#define FDL_FMAF(a, b, c) ((a) * (b) + (c))
 #endif
 #include "fd_simd_exp.h"
 #define FDL_T double
@@ -87,6 +89,7 @@ static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t
 #undef FD_ISA
 #undef FD_TARGET
 #undef FDL_FMA
+#undef FDL_FMAF
 
 #if FD_X86_DISPATCH
 /* ------------------------------------------------------------- AVX2 + FMA */
@@ -94,6 +97,7 @@ static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t
 #define FD_ISA avx2
 #define FD_TARGET __attribute__((target("avx2,fma,bmi,bmi2")))
 #define FDL_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#define FDL_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
 #include "fd_simd_exp.h"
 #define FDL_T double
 #define FDL_TS f64
@@ -112,6 +116,7 @@ static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t
 #undef FD_ISA
 #undef FD_TARGET
 #undef FDL_FMA
+#undef FDL_FMAF
 
 /* ---------------------------------------------------------------- AVX-512 */
 
@@ -119,6 +124,7 @@ static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t
 #define FD_TARGET \
     __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,bmi,bmi2" FD_WIDE_VECTORS)))
 #define FDL_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#define FDL_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
 #include "fd_simd_exp.h"
 #define FDL_T double
 #define FDL_TS f64
@@ -137,6 +143,7 @@ static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t
 #undef FD_ISA
 #undef FD_TARGET
 #undef FDL_FMA
+#undef FDL_FMAF
 #endif /* FD_X86_DISPATCH */
 
 /* ------------------------------------------------------------- dispatch */

@@ -98,6 +98,35 @@ FD_INLINE double FD_N(fdl_exp_nonpos_f32_d)(double x)
 }
 
 /*
+ * exp(x) in float arithmetic for float x <= 0, -inf or NaN (anything else
+ * gives garbage), within 1 float ulp: the exp of the float32 kernels' hot
+ * loops (their sums stay in double), twice the lanes of a double exp. Same
+ * method as fdl_exp_core: k = round(x / ln2) (ln2_hi has 15 significant bits),
+ * exp(r) = 1 + r + r^2 P(r), P a degree-4 fit (mpmath.chebyfit, error below
+ * 2^-27 of the result), Fast2Sum for 1 + r, 2^k in two normal factors.
+ */
+FD_INLINE float FD_N(fdl_expf_nonpos)(float x)
+{
+    const float shifter = 0x1.8p23f + 256.0f;     /* bits: 0x4b40... + 256 + k */
+    x = x < -110.0f ? -110.0f : x;
+    const float kd_shifted = FDL_FMAF(x, 0x1.715476p+0f, shifter);
+    const uint32_t kb = fd_bits_f(kd_shifted) - 0x4b400000u;         /* k + 256 > 0 */
+    const float k = kd_shifted - shifter;
+    const float hi = FDL_FMAF(-k, 0x1.62e4p-1f, x);
+    const float r = FDL_FMAF(-k, 0x1.7f7d1cp-20f, hi);
+    const float r2 = r * r;
+    const float a0 = FDL_FMAF(r, 0x1.5554dcp-3f, 0.5f);
+    const float a1 = FDL_FMAF(r, 0x1.120b90p-7f, 0x1.55551ap-5f);
+    const float p = FDL_FMAF(r2, FDL_FMAF(r2, 0x1.6d112cp-10f, a1), a0);
+    const float s = 1.0f + r;
+    const float y = s + FDL_FMAF(r2, p, (1.0f - s) + r);
+    const uint32_t half = kb >> 1;
+    const float s1 = fd_from_bits_f((half - 1) << 23);
+    const float s2 = fd_from_bits_f((kb - half - 1) << 23);
+    return (y * s1) * s2;
+}
+
+/*
  * log1p(u) for every double u: with v = 1 + u rounded, log1p(u) =
  * log(v) + (u - (v - 1)) / v to first order in the rounding error of v
  * (exact correction term); special values (u <= -1, inf, NaN) by selects.
