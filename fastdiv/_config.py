@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import contextvars
 import os
 import platform
@@ -120,7 +121,9 @@ def backend_module():
     return _backends.load(get_backend())
 
 
+@functools.cache
 def _default_num_threads() -> int:
+    # Read once, like the OpenMP runtime reads OMP_NUM_THREADS once.
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
         return int(env)

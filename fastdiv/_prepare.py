@@ -21,7 +21,9 @@ try:
 except ImportError:  # NumPy < 2.0
     from numpy.core.numeric import normalize_axis_tuple
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+_KERNEL_DTYPES = (_FLOAT32, _FLOAT64)
 
 
 def _as_array(value, name: str) -> np.ndarray:
@@ -41,6 +43,10 @@ def compute_dtype(arrays, inputs=None) -> np.dtype:
     Where ``inputs`` (the values before conversion) holds a Python scalar, it
     promotes weakly as in NumPy 2, so ``rel_entr(float32_array, 0.5)`` stays float32.
     """
+    first = arrays[0].dtype
+    if (first is _FLOAT64 or first is _FLOAT32) and all(a.dtype == first for a in arrays[1:]):
+        if inputs is None or all(isinstance(v, np.ndarray) for v in inputs):
+            return first
     if inputs is not None:
         arrays = [
             value if isinstance(value, (int, float)) and not isinstance(value, np.generic) else array
@@ -61,6 +67,9 @@ def _backend_for(dtype: np.dtype) -> ModuleType:
 
 
 def _broadcast_shape(arrays, names) -> tuple[int, ...]:
+    shape = arrays[0].shape
+    if all(a.shape == shape for a in arrays[1:]):
+        return shape
     try:
         return np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
@@ -86,6 +95,8 @@ def _reduced_axes(axis, ndim: int) -> tuple[int, ...]:
     """``axis`` (int, tuple of int or None) as a tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, without NumPy's checks
+        return (axis % ndim,)
     try:
         return normalize_axis_tuple(axis, ndim, "axis")
     except TypeError:
@@ -106,6 +117,10 @@ def _axis_layout(shape, axis, keepdims=False):
     """
     ndim = len(shape)
     reduced = _reduced_axes(axis, ndim)
+    if reduced == (ndim - 1,):  # the last axis: rows are the leading axes, in order
+        rows = math.prod(shape[:-1])
+        result_shape = shape[:-1] + (1,) if keepdims else shape[:-1]
+        return tuple(range(ndim)), rows, shape[-1], result_shape
     kept = tuple(ax for ax in range(ndim) if ax not in reduced)
     order = kept + tuple(sorted(reduced))
     rows = math.prod(shape[ax] for ax in kept)
@@ -119,17 +134,48 @@ def _axis_layout(shape, axis, keepdims=False):
 
 def _rows(array: np.ndarray, order, rows: int, n: int) -> np.ndarray:
     """``array`` as a (rows, n) view with unit inner stride; copies only if it must."""
-    array = array.transpose(order).reshape(rows, n)
+    if order != tuple(range(array.ndim)):
+        array = array.transpose(order)
+    if array.shape != (rows, n):
+        array = array.reshape(rows, n)
     if n > 1 and array.strides[1] != array.itemsize:
         array = np.ascontiguousarray(array)
     return array
 
 
+def _plain_rows(inputs):
+    """``((rows, n) views, shape)`` when the inputs need no conversion, else None.
+
+    Plain means: ndarrays of one native float32/float64 dtype and one shape
+    (at least 1-D) whose last axis has unit stride, so each is its own
+    kernel operand after at most a reshape of the leading axes.
+    """
+    first = inputs[0]
+    if type(first) is not np.ndarray:
+        return None
+    dtype, shape, itemsize = first.dtype, first.shape, first.itemsize
+    if not (dtype is _FLOAT64 or dtype is _FLOAT32) or not shape:
+        return None
+    for array in inputs:
+        if type(array) is not np.ndarray or array.dtype is not dtype or array.shape != shape:
+            return None
+        if array.strides[-1] != itemsize and shape[-1] > 1:
+            return None
+    if len(shape) == 2:
+        return tuple(inputs), shape
+    rows_shape = (math.prod(shape[:-1]), shape[-1])
+    return tuple(array.reshape(rows_shape) for array in inputs), shape
+
+
 def _row_operands(arrays, dtype, shape, order, rows: int, n: int) -> tuple[np.ndarray, ...]:
     """Each array cast to ``dtype``, broadcast to ``shape``, as (rows, n) views."""
-    return tuple(
-        _rows(np.broadcast_to(a.astype(dtype, copy=False), shape), order, rows, n) for a in arrays
-    )
+    operands = []
+    for array in arrays:
+        array = array.astype(dtype, copy=False)
+        if array.shape != shape:
+            array = np.broadcast_to(array, shape)
+        operands.append(_rows(array, order, rows, n))
+    return tuple(operands)
 
 
 def _where_rows(mask, order, rows: int, n: int) -> np.ndarray | None:
@@ -189,8 +235,12 @@ class ReductionJob:
         """Apply ``base``, cast, reshape, and fill ``out`` (or return a new result)."""
         if self.base is not None:
             self.acc /= np.log(self.acc.dtype.type(self.base))
-        with np.errstate(over="ignore"):  # a float32 result beyond its range is inf
-            result = self.acc.astype(self.result_dtype, copy=False).reshape(self.result_shape)
+        result = self.acc
+        if result.dtype != self.result_dtype:
+            with np.errstate(over="ignore"):  # a float32 result beyond its range is inf
+                result = result.astype(self.result_dtype)
+        if result.shape != self.result_shape:
+            result = result.reshape(self.result_shape)
         return _deliver(result, self.out)
 
 
@@ -212,6 +262,22 @@ def prepare_reduction(
     -------
     ReductionJob
     """
+    if axis == -1 and where is None and out is None and not keepdims:
+        plain = _plain_rows(inputs)
+        if plain is not None:  # the common case, ~5 us cheaper for small inputs
+            operands, shape = plain
+            return ReductionJob(
+                backend=_config.backend_module(),
+                operands=operands,
+                where=None,
+                acc=np.empty(len(operands[0]), dtype=np.float64),
+                num_threads=_config.get_num_threads(),
+                result_shape=shape[:-1],
+                result_dtype=operands[0].dtype,
+                base=_check_base(base),
+                out=None,
+                normalize=bool(normalize),
+            )
     arrays = [_as_array(a, name) for a, name in zip(inputs, names)]
     dtype = compute_dtype(arrays, inputs)
     shape = _broadcast_shape(arrays, names)
