@@ -505,22 +505,19 @@ def _write_grad(e, p, has_p, m, has_mask, factor, total, uniform, keep_p):
 
 
 @jit(MATH)
-def _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
-                       has_mask, n, loss_out, grad, has_grad, block_tops, scratch):
-    """Loss (and gradient) of row ``i``: class index ``target[i]`` or probabilities ``p``."""
-    zi, pi, mi, gi = z0 + i * zs, p0 + i * ps, m0 + i * ms, i * n
-    label = target[i] if not has_p else 0
-    if label < 0 or n == 0:
-        loss_out[i] = 0.0
-        if has_grad:
-            grad[gi:gi + n] = 0
-        return
-    top, head, tail = _row_lse(zf, zi, zf, 0, False, mf, mi, has_mask, n, grad, gi, has_grad,
-                               block_tops, scratch)
+def _ce_stats(zf, zi, pf, pi, has_p, smoothing, mf, mi, has_mask, length, grad, gi, has_grad,
+              block_tops):
+    """``(M, head, tail, count, sum z, sum p, sum p z)`` of a row piece (kept elements).
+
+    With ``has_grad`` each block's ``e`` stays in ``grad[gi:]``.
+    """
+    scratch = np.empty(0 if has_grad else min(BLOCK, max(length, 1)), zf.dtype)
+    top, head, tail = _row_lse(zf, zi, zf, 0, False, mf, mi, has_mask, length, grad, gi,
+                               has_grad, block_tops, scratch)
     count, z_sum, p_sum, pz_sum = 0.0, 0.0, 0.0, 0.0
     if smoothing != 0.0 or has_mask or has_p:
-        for start in range(0, n, BLOCK):
-            size = min(BLOCK, n - start)
+        for start in range(0, length, BLOCK):
+            size = min(BLOCK, length - start)
             sums = _kept_sums(zf[zi + start:zi + start + size], pf[pi + start:pi + start + size],
                               has_p, mf[mi + start:mi + start + size] if has_mask else mf[:0],
                               has_mask)
@@ -529,45 +526,80 @@ def _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, 
             p_sum += sums[2]
             pz_sum += sums[3]
     else:
-        count = np.float64(n)
-    if count == 0.0:
-        loss_out[i] = 0.0
-        if has_grad:
-            grad[gi:gi + n] = 0
-        return
-    keep = 1.0 - smoothing
-    uniform = smoothing / count
+        count = np.float64(length)
+    return top, head, tail, count, z_sum, p_sum, pz_sum
+
+
+_ZERO_ROW = 0
+_NAN_ROW = 1
+_USABLE_ROW = 2
+
+
+@jit(MATH)
+def _ce_finish(ignored, has_p, smoothing, top, head, tail, count, z_sum, p_sum, pz_sum, z_label):
+    """``(loss, status, Q)`` of a row from its merged statistics."""
+    if ignored or count == 0.0:
+        return 0.0, _ZERO_ROW, 0.0
     if not math.isfinite(top):
-        loss_out[i] = _NAN
-        if has_grad:
-            for j in range(n):
-                grad[gi + j] = _NAN if not has_mask or mf[mi + j] != 0 else 0.0
-        return
-    total = head + tail
-    log_sum = _log_sum(head, tail)
+        return _NAN, _NAN_ROW, 0.0
+    keep = 1.0 - smoothing
     if has_p:
         # sum(q (M - z)) with q = keep * p + uniform; total_q = sum(q)
         total_q = keep * p_sum + smoothing
         loss = keep * (top * p_sum - pz_sum) if keep != 0.0 else 0.0
     else:
         total_q = 1.0
-        z_label = np.float64(zf[zi + label])
         loss = keep * (top - z_label) if keep != 0.0 else 0.0
     if smoothing != 0.0:
-        loss += smoothing * top - uniform * z_sum
-    loss_out[i] = loss + total_q * log_sum
+        loss += smoothing * top - (smoothing / count) * z_sum
+    return loss + total_q * _log_sum(head, tail), _USABLE_ROW, total_q
+
+
+@jit(MATH)
+def _ce_write(pf, pi, has_p, label, smoothing, mf, mi, has_mask, length, grad, gi, block_tops,
+              status, top, total, total_q, count):
+    """The gradient of a row piece (``label`` relative to the piece, or outside it)."""
+    if status == _ZERO_ROW:
+        grad[gi:gi + length] = 0
+        return
+    if status == _NAN_ROW:
+        for j in range(length):
+            grad[gi + j] = _NAN if not has_mask or mf[mi + j] != 0 else 0.0
+        return
+    keep = 1.0 - smoothing
+    uniform = smoothing / count
+    has_label = not has_p and 0 <= label < length
+    e_label = np.float64(grad[gi + label]) if has_label else 0.0
+    for b, start in enumerate(range(0, length, BLOCK)):
+        size = min(BLOCK, length - start)
+        factor = total_q * math.exp(block_tops[b] - top)
+        _write_grad(grad[gi + start:gi + start + size], pf[pi + start:pi + start + size],
+                    has_p, mf[mi + start:mi + start + size] if has_mask else mf[:0],
+                    has_mask, factor, total, uniform, keep)
+    if has_label:
+        factor = math.exp(block_tops[label // BLOCK] - top)
+        grad[gi + label] = (e_label * factor) / total - (keep + uniform)
+
+
+@jit(MATH)
+def _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
+                       has_mask, n, loss_out, grad, has_grad, block_tops):
+    """Loss (and gradient) of row ``i``: class index ``target[i]`` or probabilities ``p``."""
+    zi, pi, mi, gi = z0 + i * zs, p0 + i * ps, m0 + i * ms, i * n
+    label = target[i] if not has_p else 0
+    ignored = label < 0
+    stats = (-_INF, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    if not ignored:  # an ignored row's logits are never read
+        stats = _ce_stats(zf, zi, pf, pi, has_p, smoothing, mf, mi, has_mask, n, grad, gi,
+                          has_grad, block_tops)
+    top, head, tail, count, z_sum, p_sum, pz_sum = stats
+    z_label = np.float64(zf[zi + label]) if not (ignored or has_p) else 0.0
+    loss, status, total_q = _ce_finish(ignored, has_p, smoothing, top, head, tail, count, z_sum,
+                                       p_sum, pz_sum, z_label)
+    loss_out[i] = loss
     if has_grad:
-        e_label = np.float64(grad[gi + label]) if not has_p else 0.0
-        for b, start in enumerate(range(0, n, BLOCK)):
-            size = min(BLOCK, n - start)
-            factor = total_q * math.exp(block_tops[b] - top)
-            _write_grad(grad[gi + start:gi + start + size], pf[pi + start:pi + start + size],
-                        has_p, mf[mi + start:mi + start + size] if has_mask else mf[:0],
-                        has_mask, factor, total, uniform, keep)
-        if not has_p:
-            b = label // BLOCK
-            factor = math.exp(block_tops[b] - top)
-            grad[gi + label] = (e_label * factor) / total - (keep + uniform)
+        _ce_write(pf, pi, has_p, label, smoothing, mf, mi, has_mask, n, grad, gi, block_tops,
+                  status, top, head + tail, total_q, count)
 
 
 @jit(KERNEL)
@@ -579,18 +611,57 @@ def softmax_cross_entropy(zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, 
     indices ``target`` (``-1``: ignored row). ``grad`` is flat, C order, with
     ``z``'s dtype; written only when ``has_grad``.
     """
-    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
-        scratch = np.empty(min(BLOCK, max(n, 1)), zf.dtype)
-        tops = np.empty(_block_count(n))
+    blocks = _block_count(n)
+    mode, chunks, size = _plan(rows, n, num_threads)
+    if mode == 0:
+        tops = np.empty(blocks)
         for i in range(rows):
             _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
-                               has_mask, n, loss_out, grad, has_grad, tops, scratch)
+                               has_mask, n, loss_out, grad, has_grad, tops)
         return
-    for i in prange(rows):
-        scratch = np.empty(min(BLOCK, n), zf.dtype)
-        tops = np.empty(_block_count(n))
-        _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
-                           has_mask, n, loss_out, grad, has_grad, tops, scratch)
+    if mode == 1:
+        for i in prange(rows):
+            tops = np.empty(blocks)
+            _cross_entropy_row(i, zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, m0, ms,
+                               has_mask, n, loss_out, grad, has_grad, tops)
+        return
+    tops = np.empty((rows, blocks))
+    states = np.zeros((rows * chunks, 7))
+    for item in prange(rows * chunks):
+        i = item // chunks
+        lo = (item % chunks) * size
+        if has_p or target[i] >= 0:
+            stats = _ce_stats(zf, z0 + i * zs + lo, pf, p0 + i * ps + lo, has_p, smoothing, mf,
+                              m0 + i * ms + lo, has_mask, min(size, n - lo), grad, i * n + lo,
+                              has_grad, tops[i, lo // BLOCK:])
+            for k in range(7):
+                states[item, k] = stats[k]
+    rows_state = np.empty((rows, 4))
+    for i in range(rows):
+        first = i * chunks
+        top, head, tail = _merge_chunks(states, first, chunks)
+        count = states[first:first + chunks, 3].sum()
+        z_sum = states[first:first + chunks, 4].sum()
+        p_sum = states[first:first + chunks, 5].sum()
+        pz_sum = states[first:first + chunks, 6].sum()
+        label = target[i] if not has_p else 0
+        ignored = label < 0
+        z_label = np.float64(zf[z0 + i * zs + label]) if not (ignored or has_p) else 0.0
+        loss, status, total_q = _ce_finish(ignored, has_p, smoothing, top, head, tail, count,
+                                           z_sum, p_sum, pz_sum, z_label)
+        loss_out[i] = loss
+        rows_state[i, 0], rows_state[i, 1] = status, top
+        rows_state[i, 2], rows_state[i, 3] = head + tail, total_q
+        states[first, 3] = count
+    if has_grad:
+        for item in prange(rows * chunks):
+            i = item // chunks
+            lo = (item % chunks) * size
+            label = (target[i] if not has_p else 0) - lo
+            _ce_write(pf, p0 + i * ps + lo, has_p, label, smoothing, mf, m0 + i * ms + lo,
+                      has_mask, min(size, n - lo), grad, i * n + lo, tops[i, lo // BLOCK:],
+                      int(rows_state[i, 0]), rows_state[i, 1], rows_state[i, 2],
+                      rows_state[i, 3], states[i * chunks, 3])
 
 
 # -- KL divergence between softmaxes of logits ---------------------------------------------
