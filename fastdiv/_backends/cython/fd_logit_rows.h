@@ -20,8 +20,10 @@
 #define FDL_NT(name) FD_CAT(FD_N(name), FDL_TS)
 
 #if FDL_T_IS_DOUBLE
+#define FDL_INT int64_t
 #define FDL_EXP FD_N(fdl_exp_nonpos_d)
 #else
+#define FDL_INT int32_t
 #define FDL_EXP FD_N(fdl_exp_nonpos_f32_d)
 #endif
 
@@ -36,23 +38,24 @@ FD_INLINE double FDL_NT(row_max)(const int masked, const int weighted, const FDL
                                   const FDL_T *b, const unsigned char *w, ptrdiff_t n,
                                   double *count)
 {
-    double m = -FD_INF_D, kept_count = 0.0;
-    int64_t nan = 0;
+    /* in the storage type: a float row keeps 16 lanes (the max of floats is a float) */
+    FDL_T m = (FDL_T)-FD_INF_D;
+    FDL_INT nan = 0, kept_count = 0;
     FD_PRAGMA_SIMD(reduction(max : m) reduction(| : nan) reduction(+ : kept_count))
     for (ptrdiff_t i = 0; i < n; i++) {
-        const double x = (double)z[i];
-        int64_t keep = 1;
+        const FDL_T x = z[i];
+        FDL_INT keep = 1;
         if (masked)
             keep = w[i] != 0;
         if (weighted)
-            keep &= (int64_t)(b[i] != 0);
-        const double v = keep ? x : -FD_INF_D;
+            keep &= (FDL_INT)(b[i] != 0);
+        const FDL_T v = keep ? x : (FDL_T)-FD_INF_D;
         m = v > m ? v : m;
-        nan |= keep & (int64_t)(x != x);
-        kept_count += keep ? 1.0 : 0.0;
+        nan |= keep & (FDL_INT)(x != x);
+        kept_count += keep;
     }
-    *count = kept_count;
-    return nan ? FD_NAN_D : m;
+    *count = (double)kept_count;
+    return nan ? FD_NAN_D : (double)m;
 }
 
 /* Max of two rows at once (kl_divergence_logits), divided by t, over the kept elements. */
@@ -94,18 +97,22 @@ FD_INLINE void FDL_NT(block_sums)(const int masked, const int weighted, const in
                                   double *qz_out)
 {
     double head = 0.0, tail = 0.0, qz = 0.0;
+    FDL_INT heads = 0;
 #if !FDL_T_IS_DOUBLE
     const float mf = (float)m;              /* a float32 logit: exact */
 #endif
-    FD_PRAGMA_SIMD(reduction(+ : head, tail, qz))
+    FD_PRAGMA_SIMD(reduction(+ : head, tail, qz, heads))
     for (ptrdiff_t i = 0; i < n; i++) {
         const double x = (double)a[i];
 #if FDL_T_IS_DOUBLE
         const double e = FDL_EXP(x - m);
+        const int at_max = x == m;
 #else
         /* float32: the exp in float arithmetic (16 lanes), summed in double; the
          * rounding of a[i] - m in float moves a term by at most |d| e^d 2^-24 */
-        const double e = (double)FD_N(fdl_expf_nonpos)(a[i] - mf);
+        const float ef = FD_N(fdl_expf_nonpos)(a[i] - mf);
+        const double e = (double)ef;
+        const int at_max = a[i] == mf;
 #endif
         int keep = 1;
         double weight = 1.0;
@@ -115,15 +122,22 @@ FD_INLINE void FDL_NT(block_sums)(const int masked, const int weighted, const in
             weight = (double)b[i];
             keep &= weight != 0;
         }
-        const int at_max = x == m;
         if (store)
             ebuf[i] = keep ? e : 0.0;
-        head += (keep & at_max) ? weight : 0.0;
-        tail += (keep & !at_max) ? weight * e : 0.0;
+#if !FDL_T_IS_DOUBLE
+        if (!weighted) {     /* select in float lanes, then widen: half the double work */
+            heads += keep & at_max;
+            tail += (double)((keep & !at_max) ? ef : 0.0f);
+        } else
+#endif
+        {
+            head += (keep & at_max) ? weight : 0.0;
+            tail += (keep & !at_max) ? weight * e : 0.0;
+        }
         if (smooth)
             qz += (keep & (i != skip)) ? m - x : 0.0;
     }
-    *head_out = head;
+    *head_out = head + (double)heads;
     *tail_out = tail;
     *qz_out = qz;
 }
@@ -700,3 +714,4 @@ static const fdl_kernel_set FDL_NT(logit_set) = {
 
 #undef FDL_NT
 #undef FDL_EXP
+#undef FDL_INT
