@@ -21,7 +21,7 @@
 
 #if FDL_T_IS_DOUBLE
 #define FDL_INT int64_t
-#define FDL_EXP FD_N(fdl_exp_nonpos_d)
+#define FDL_EXP FD_N(fdl_exp_kernel_d)
 #else
 #define FDL_INT int32_t
 #define FDL_EXP FD_N(fdl_exp_nonpos_f32_d)

@@ -90,6 +90,39 @@ FD_INLINE double FD_N(fdl_exp_nonpos_d)(double x)
     return FD_N(fdl_exp_core)(x, 0);
 }
 
+/*
+ * The double kernels' exp(z - max), for x <= 0, -inf or NaN: as fd_exp_d
+ * for results of 2^-1021 and up, but results below (x < -707.7, far beneath
+ * the rounding of any sum that holds the max's exp(0) = 1) are flushed to 0,
+ * which lets 2^k be added to the exponent bits directly: four operations
+ * fewer per element than the two normal factors of fdl_exp_core.
+ */
+FD_INLINE double FD_N(fdl_exp_kernel_d)(double x)
+{
+    const double shifter = 0x1.8p52 + 2048.0;
+    const int flush = x < -707.5;
+    x = flush ? 0.0 : x;                          /* keeps the bit arithmetic in range */
+    const double kd_shifted = FDL_FMA(x, 0x1.71547652b82fep0, shifter);
+    const uint64_t kb = fd_bits_d(kd_shifted) - 0x4338000000000000ULL;   /* k + 2048 */
+    const double k = kd_shifted - shifter;
+    const double hi = FDL_FMA(-k, 0x1.62e42fefa0000p-1, x);
+    const double r = FDL_FMA(-k, 0x1.cf79abc9e3b3ap-40, hi);
+    const double r2 = r * r, r4 = r2 * r2;
+    const double a0 = FDL_FMA(r, 0x1.5555555555557p-3, 0.5);
+    const double a1 = FDL_FMA(r, 0x1.11111111100d3p-7, 0x1.5555555555556p-5);
+    const double a2 = FDL_FMA(r, 0x1.a01a01abeccc3p-13, 0x1.6c16c16c162cfp-10);
+    const double a3 = FDL_FMA(r, 0x1.71de02225a2f3p-19, 0x1.a01a01a6db488p-16);
+    const double a4 = FDL_FMA(r, 0x1.af4e092e1705bp-26, 0x1.27e4db5bb725ap-22);
+    const double b0 = FDL_FMA(r2, a1, a0);
+    const double b1 = FDL_FMA(r2, a3, a2);
+    const double b2 = FDL_FMA(r2, 0x1.1f7315649f2d7p-29, a4);
+    const double p = FDL_FMA(r4 * r4, b2, FDL_FMA(r4, b1, b0));
+    const double s = 1.0 + r;
+    const double y = s + FDL_FMA(r2, p, (1.0 - s) + r);
+    const double scaled = fd_from_bits_d(fd_bits_d(y) + ((kb - 2048) << 52));
+    return flush ? 0.0 : scaled;
+}
+
 /* The same to a relative 2^-38, for the float32 kernels. */
 FD_INLINE double FD_N(fdl_exp_nonpos_f32_d)(double x)
 {
