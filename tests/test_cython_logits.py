@@ -252,3 +252,17 @@ def test_kernels_reject_bad_buffers():
     with pytest.raises(TypeError, match="one dtype"):
         logit_kernels.kl_divergence_logits(z, z.astype(np.float32), 1.0, None, np.empty(3),
                                            None, 1)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_fastdiv_simd_environment_variable_is_honoured(path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from fastdiv._backends.cython import _logit_kernels as k; import numpy as np; "
+            "k.logsumexp(np.zeros((2, 3)), None, None, np.empty(2), None, 1); print(k._simd())")
+    env = {**os.environ, "FASTDIV_SIMD": path}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == path
