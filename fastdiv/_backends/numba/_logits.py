@@ -692,23 +692,24 @@ def _write_kl_grad(x, y, top_x, top_y, s_x, s_y, temperature, m, has_mask, g):
 
 
 @jit(MATH)
-def _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, loss_out, grad,
-            has_grad, buffers):
-    ai, bi, mi, gi = a0 + i * as_, b0 + i * bs, m0 + i * ms, i * n
-    xw, yw, ex, ey = buffers
+def _kl_stats(af, ai, bf, bi, temperature, mf, mi, has_mask, length):
+    """Statistics of a row piece: ``(Mx, head_x, tail_x, My, head_y, tail_y, cross, bad, kept)``.
+
+    ``cross = sum(exp(x - Mx) (x - y))`` over kept elements with a nonzero
+    ``exp``; ``bad`` (1.0) flags a ``+inf`` or NaN; ``kept`` counts kept elements.
+    """
+    xw, yw, ex, ey = _kl_buffers(length)
     top_x, head_x, tail_x = -_INF, 0.0, 0.0
     top_y, head_y, tail_y = -_INF, 0.0, 0.0
-    cross = 0.0  # sum over blocks of exp(x - M_x) (x - y), rescaled to the running M_x
-    bad = False
-    kept_any = n > 0
+    cross = 0.0  # relative to the running top_x
+    bad = 0.0
+    kept = np.float64(length)
     if has_mask:
-        kept_any = False
-        for j in range(n):
-            if mf[mi + j] != 0:
-                kept_any = True
-                break
-    for start in range(0, n, BLOCK):
-        size = min(BLOCK, n - start)
+        kept = 0.0
+        for j in range(length):
+            kept += 1.0 if mf[mi + j] != 0 else 0.0
+    for start in range(0, length, BLOCK):
+        size = min(BLOCK, length - start)
         m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
         x, y = xw[:size], yw[:size]
         _scaled_into(af[ai + start:ai + start + size], temperature, x)
@@ -716,7 +717,7 @@ def _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, lo
         bx = _block_top(x, x, False, m, has_mask)
         by = _block_top(y, y, False, m, has_mask)
         if bx == _INF or bx != bx or by == _INF or by != by:
-            bad = True
+            bad = 1.0
             continue
         if by != -_INF:  # a side with only -inf (or nothing kept) adds nothing to its sum
             _fill_exp(y, y, False, m, has_mask, by, ey)
@@ -731,29 +732,53 @@ def _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, lo
             else:
                 cross += block_cross * math.exp(bx - top_x)
             top_x, head_x, tail_x = _merge(top_x, head_x, tail_x, bx, hx, tx)
-    if not kept_any:
-        loss_out[i] = 0.0
-        if has_grad:
-            grad[gi:gi + n] = 0
+    return top_x, head_x, tail_x, top_y, head_y, tail_y, cross, bad, kept
+
+
+@jit(MATH)
+def _kl_finish(top_x, head_x, tail_x, top_y, head_y, tail_y, cross, bad, kept):
+    """``(loss, status)`` of a row from its merged statistics."""
+    if kept == 0.0:
+        return 0.0, _ZERO_ROW
+    if bad != 0.0 or not (math.isfinite(top_x) and math.isfinite(top_y)):
+        return _NAN, _NAN_ROW
+    kl = cross / (head_x + tail_x) - (top_x - top_y) + (_log_sum(head_y, tail_y)
+                                                         - _log_sum(head_x, tail_x))
+    return (0.0 if kl < 0.0 else kl), _USABLE_ROW
+
+
+@jit(MATH)
+def _kl_write(af, ai, bf, bi, temperature, mf, mi, has_mask, length, grad, gi, status, top_x,
+              s_x, top_y, s_y):
+    """The gradient of a row piece with respect to ``b``."""
+    if status == _ZERO_ROW:
+        grad[gi:gi + length] = 0
         return
-    if bad or not (math.isfinite(top_x) and math.isfinite(top_y)):
-        loss_out[i] = _NAN
-        if has_grad:
-            for j in range(n):
-                grad[gi + j] = _NAN if not has_mask or mf[mi + j] != 0 else 0.0
+    if status == _NAN_ROW:
+        for j in range(length):
+            grad[gi + j] = _NAN if not has_mask or mf[mi + j] != 0 else 0.0
         return
-    s_x, s_y = head_x + tail_x, head_y + tail_y
-    kl = cross / s_x - (top_x - top_y) + (_log_sum(head_y, tail_y) - _log_sum(head_x, tail_x))
-    loss_out[i] = 0.0 if kl < 0.0 else kl
+    xw, yw = np.empty(min(BLOCK, max(length, 1))), np.empty(min(BLOCK, max(length, 1)))
+    for start in range(0, length, BLOCK):
+        size = min(BLOCK, length - start)
+        x, y = xw[:size], yw[:size]
+        _scaled_into(af[ai + start:ai + start + size], temperature, x)
+        _scaled_into(bf[bi + start:bi + start + size], temperature, y)
+        m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
+        _write_kl_grad(x, y, top_x, top_y, s_x, s_y, temperature, m, has_mask,
+                       grad[gi + start:gi + start + size])
+
+
+@jit(MATH)
+def _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, loss_out, grad,
+            has_grad):
+    ai, bi, mi = a0 + i * as_, b0 + i * bs, m0 + i * ms
+    st = _kl_stats(af, ai, bf, bi, temperature, mf, mi, has_mask, n)
+    loss, status = _kl_finish(st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7], st[8])
+    loss_out[i] = loss
     if has_grad:
-        for start in range(0, n, BLOCK):
-            size = min(BLOCK, n - start)
-            x, y = xw[:size], yw[:size]
-            _scaled_into(af[ai + start:ai + start + size], temperature, x)
-            _scaled_into(bf[bi + start:bi + start + size], temperature, y)
-            m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
-            _write_kl_grad(x, y, top_x, top_y, s_x, s_y, temperature, m, has_mask,
-                           grad[gi + start:gi + start + size])
+        _kl_write(af, ai, bf, bi, temperature, mf, mi, has_mask, n, grad, i * n, status, st[0],
+                  st[1] + st[2], st[3], st[4] + st[5])
 
 
 @jit(MATH)
@@ -766,16 +791,49 @@ def _kl_buffers(n):
 def kl_divergence_logits(af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, rows, n,
                          loss_out, grad, has_grad, num_threads):
     """``KL(softmax(a / T) || softmax(b / T))`` per row, computed in float64; gradient wrt ``b``."""
-    if num_threads == 1 or rows * n < SERIAL_BELOW or rows < num_threads:
-        buffers = _kl_buffers(n)
+    mode, chunks, size = _plan(rows, n, num_threads)
+    if mode == 0:
         for i in range(rows):
             _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, loss_out,
-                    grad, has_grad, buffers)
+                    grad, has_grad)
         return
-    for i in prange(rows):
-        buffers = _kl_buffers(n)
-        _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, loss_out, grad,
-                has_grad, buffers)
+    if mode == 1:
+        for i in prange(rows):
+            _kl_row(i, af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, n, loss_out,
+                    grad, has_grad)
+        return
+    states = np.empty((rows * chunks, 9))
+    for item in prange(rows * chunks):
+        i = item // chunks
+        lo = (item % chunks) * size
+        st = _kl_stats(af, a0 + i * as_ + lo, bf, b0 + i * bs + lo, temperature, mf,
+                       m0 + i * ms + lo, has_mask, min(size, n - lo))
+        for k in range(9):
+            states[item, k] = st[k]
+    rows_state = np.empty((rows, 5))
+    for i in range(rows):
+        first = i * chunks
+        piece = states[first:first + chunks]
+        top_x, head_x, tail_x = _merge_chunks(piece[:, 0:3], 0, chunks)
+        top_y, head_y, tail_y = _merge_chunks(piece[:, 3:6], 0, chunks)
+        cross = 0.0
+        if math.isfinite(top_x):
+            for c in range(chunks):
+                if piece[c, 0] != -_INF:
+                    cross += piece[c, 6] * math.exp(piece[c, 0] - top_x)
+        loss, status = _kl_finish(top_x, head_x, tail_x, top_y, head_y, tail_y, cross,
+                                  piece[:, 7].sum(), piece[:, 8].sum())
+        loss_out[i] = loss
+        rows_state[i, 0], rows_state[i, 1], rows_state[i, 2] = status, top_x, head_x + tail_x
+        rows_state[i, 3], rows_state[i, 4] = top_y, head_y + tail_y
+    if has_grad:
+        for item in prange(rows * chunks):
+            i = item // chunks
+            lo = (item % chunks) * size
+            _kl_write(af, a0 + i * as_ + lo, bf, b0 + i * bs + lo, temperature, mf,
+                      m0 + i * ms + lo, has_mask, min(size, n - lo), grad, i * n + lo,
+                      int(rows_state[i, 0]), rows_state[i, 1], rows_state[i, 2],
+                      rows_state[i, 3], rows_state[i, 4])
 
 
 # -- binary cross-entropies (float64 terms, masked float64 sums) ----------------------------
