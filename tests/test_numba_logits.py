@@ -230,3 +230,35 @@ def test_kernels_are_used(numba_logits):
     for name in _logit_api.__all__:
         assert _prepare._with_kernel(numba_logits, name) is numba_logits
 
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_few_long_rows_split_across_threads(numba_logits, dtype, restore_config):
+    """Rows cut into chunks (fewer rows than threads): merged statistics, NaN and inf rows."""
+    assert _logits._plan(2, 200_001, 2)[0] == 2  # this input takes the chunked path
+    fastdiv.set_num_threads(2)
+    rng = np.random.default_rng(8)
+    a = (rng.standard_normal((2, 200_001)) * 4).astype(dtype)
+    a[0, 150_000] = 40.0  # the max in a late chunk
+    b = (a + rng.standard_normal(a.shape)).astype(dtype)
+    mask = rng.random(a.shape) < 0.8
+    target = np.array([150_000, 7])
+    mask[np.arange(2), target] = True
+    nan_row = a.copy()
+    nan_row[1, 123_456] = nan
+    for func, args, kwargs in (
+        ("logsumexp", (a,), {"b": b, "where": mask, "return_sign": True}),
+        ("logsumexp", (nan_row,), {}),
+        ("softmax", (nan_row,), {}),
+        ("log_softmax", (a,), {}),
+        ("softmax_cross_entropy", (a, target), {"where": mask, "label_smoothing": 0.1,
+                                                "return_grad": True}),
+        ("softmax_cross_entropy", (nan_row, target), {"return_grad": True}),
+        ("kl_divergence_logits", (a, b), {"where": mask, "return_grad": True}),
+        ("binary_cross_entropy_with_logits", (a, (b > 0).astype(dtype)), {"where": mask}),
+    ):
+        got, expected = _both(func, *args, **kwargs)
+        got = got if isinstance(got, tuple) else (got,)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        for g, e in zip(got, expected):
+            _close(g, e, dtype, 1e-11 if dtype == np.float64 else 1e-5)
