@@ -2,16 +2,22 @@
  * Logit-space row kernels for ONE instruction set and ONE storage type.
  *
  * fd_logits.h includes this file twice per instruction set: FDL_T double
- * (FDL_TS f64) and FDL_T float (FDL_TS f32). Every kernel computes in double
- * (float32 input included) and rounds once when it stores a result.
- * Semantics: the "Logit space" section of fastdiv/_backends/__init__.py.
+ * (FDL_TS f64) and FDL_T float (FDL_TS f32). Sums, losses and gradients are
+ * computed in double and rounded once when stored; float32 rows take their
+ * max and their exps in float lanes (fdl_expf_nonpos, <= 1 float ulp), as the
+ * float32 divergence kernels take their logs, and widen each exp to double
+ * before it is summed. Semantics: the "Logit space" section of
+ * fastdiv/_backends/__init__.py.
  *
  * Row layout: unit inner stride; w is NULL or one uint8 per element (0 =
- * masked). A row is read at most twice for a loss and its gradient: pass 1
- * takes the max (NaN tracked explicitly: `x > m ? x : m` drops NaN), pass 2
- * sums exp(z - max) and, when a gradient or softmax is asked for, stores each
- * exp into `ebuf` (double; the output row itself for double data), which the
- * last loop turns into the result without touching the logits again.
+ * masked). The max is tracked with NaN explicitly (`x > m ? x : m` drops NaN).
+ * logsumexp, log_softmax, softmax and the class-index cross-entropy read the
+ * logits ONCE for the log-sum-exp (online_lse: block max from memory, then the
+ * block's exps from L1); a gradient or softmax comes from the exps stored in
+ * `ebuf` on that pass, so the logits are never read a second time
+ * (log_softmax re-reads them, from L2, to write z - max - log S).
+ * kl_divergence_logits and the probability-target cross-entropy take the
+ * plain two-pass form (row max, then sums; the row re-read from L2).
  * `masked`, `weighted` and similar int parameters of the FD_INLINE bodies
  * are compile-time constants after inlining: each combination is its own
  * vectorised loop. No include guard on purpose.
