@@ -18,6 +18,11 @@ input is clamped first (every value beyond the clamp gives the same ``inf``
 or 0), and NaN is restored by a select. Within 1 ulp (tests compare with
 ``math.exp``); ``exp(0) == 1`` exactly.
 
+``exp_term`` is the same for ``x <= 0`` with one difference, for the terms of
+a sum whose largest term is ``exp(0) = 1`` (log-sum-exp, softmax): a result
+below the smallest normal number is 0, which lets it scale by ``2**k`` with
+one integer addition to the exponent field and skip the overflow clamp.
+
 These functions must not be compiled with the ``reassoc`` fast-math flag:
 it would fold the rounding trick ``(t + shift) - shift`` to ``t``. They get
 ``MATH`` options (``contract`` only); a loop that calls them is compiled with

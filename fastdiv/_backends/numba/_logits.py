@@ -26,6 +26,12 @@ scale in place in the second (``grad = e * exp(m - M) / S - q``), so loss plus
 gradient read the logits once and the output twice (from L2 for rows that fit).
 ``kl_divergence_logits`` recomputes its two exponentials in the second pass.
 
+Drivers: serial for small inputs, ``prange`` over rows when there are enough
+rows, and otherwise (a few long rows) over chunks of whole blocks: a first
+parallel phase computes each chunk's statistics (and keeps its ``e``), a
+serial step merges them per row like blocks, and a second parallel phase
+writes the rows (see :func:`_plan`).
+
 Fast-math: the exp and term loops get ``MATH`` (``contract`` only; ``reassoc``
 would break ``exp``'s rounding trick), the float64 tallies ``SUM``
 (``reassoc`` for SIMD accumulators). Neither drops NaN or inf.
