@@ -266,3 +266,33 @@ def test_fastdiv_simd_environment_variable_is_honoured(path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == path
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_long_rows_of_logsumexp_run_in_pieces(dtype):
+    """Few rows of >= 2 * 65536 elements are split across threads; the
+    pieces' maxima differ, and special values sit in a late piece."""
+    rng = np.random.default_rng(9)
+    a = (rng.standard_normal((3, 300_001)) * 4).astype(dtype)
+    a[0, 200_000] = 40.0                    # the max in the last-but-one piece
+    a[1, 250_000] = nan                     # NaN after an ordinary start
+    a[2, 290_000] = inf
+    a[2, 10] = nan                          # NaN wins over +inf from another piece
+    b = rng.uniform(-1, 2, a.shape).astype(dtype)
+    mask = rng.random(a.shape) < 0.9
+    rtol = 1e-13 if dtype == np.float64 else 4e-7
+    for kwargs in ({}, {"b": b, "return_sign": True}, {"where": mask}):
+        results = []
+        for threads in (1, 2):
+            out, sign = np.empty(3), np.empty(3) if kwargs.get("return_sign") else None
+            with np.errstate(all="ignore"):
+                logit_kernels.logsumexp(a, kwargs.get("b"), kwargs.get("where"), out, sign, threads)
+            results.append((out, sign))
+        np.testing.assert_array_equal(results[0][0], results[1][0])
+        expected, expected_sign = np.empty(3), np.empty(3)
+        with np.errstate(all="ignore"):
+            reference.logsumexp(a, kwargs.get("b"), kwargs.get("where"), expected,
+                                expected_sign if kwargs.get("return_sign") else None, 1)
+        np.testing.assert_allclose(results[0][0], expected, rtol=rtol, equal_nan=True)
+        if kwargs.get("return_sign"):
+            np.testing.assert_array_equal(results[0][1], expected_sign)

@@ -40,6 +40,11 @@ cdef extern from "fd_logits.h" nogil:
     ctypedef struct fdl_kernel_set:
         void (*logsumexp)(const void *a, const void *b, const unsigned char *w, Py_ssize_t n,
                           int want_sign, double *out, double *sign) noexcept nogil
+        void (*lse_stats)(const void *a, const void *b, const unsigned char *w, Py_ssize_t n,
+                          double *stats) noexcept nogil
+        void (*lse_from_stats)(const void *a, const void *b, const unsigned char *w,
+                               Py_ssize_t n, const double *stats, int want_sign, double *out,
+                               double *sign) noexcept nogil
         void (*log_softmax)(const void *z, void *out, Py_ssize_t n) noexcept nogil
         void (*softmax)(const void *z, void *out, Py_ssize_t n, double *ebuf) noexcept nogil
         void (*softmax_cross_entropy)(const void *z, Py_ssize_t target, double eps,
@@ -60,6 +65,7 @@ cdef extern from "fd_logits.h" nogil:
         void (*exp_map)(const void *x, void *out, Py_ssize_t n) noexcept nogil
 
     const fdl_kernel_set *fdl_table(int isa, int is_float)
+    void fdl_lse_merge(const double *stats, Py_ssize_t pieces, double *merged)
     int fd_openmp_enabled()
 
 
@@ -67,6 +73,11 @@ cdef enum:
     # Below this many elements in all, one thread does everything: waking a
     # team costs more than the work.
     SERIAL_ELEMENTS = 32768
+    # logsumexp of fewer than SPLIT_ROWS_BELOW rows of at least 2 * PIECE
+    # elements runs in pieces of PIECE elements (a multiple of FDL_BLOCK), so
+    # that one long row keeps every thread busy too.
+    PIECE = 65536
+    SPLIT_ROWS_BELOW = 16
 
 
 cdef enum Kind:
@@ -248,6 +259,40 @@ cdef void _run(const Job *job, Py_ssize_t rows, int threads) noexcept nogil:
             _row_unit(job, row, threadid())
 
 
+cdef void _lse_pieces(const Job *job, Py_ssize_t rows, Py_ssize_t pieces, double *stats,
+                      int threads) noexcept nogil:
+    """logsumexp row by row from the stats of its pieces, computed in parallel."""
+    cdef Py_ssize_t unit, row, lo, length
+    cdef double merged[3]
+    if threads <= 1:
+        for unit in range(rows * pieces):
+            _lse_piece(job, unit, pieces, stats)
+    else:
+        for unit in prange(rows * pieces, num_threads=threads, schedule="dynamic"):
+            _lse_piece(job, unit, pieces, stats)
+    for row in range(rows):
+        fdl_lse_merge(&stats[3 * row * pieces], pieces, merged)
+        job.k.lse_from_stats(_row(&job.x, row), _row(&job.y, row),
+                             <const unsigned char *>_row(&job.w, row), job.n, merged,
+                             job.want_sign, &job.out[row],
+                             &job.sign[row] if job.want_sign else NULL)
+
+
+cdef void _lse_piece(const Job *job, Py_ssize_t unit, Py_ssize_t pieces,
+                     double *stats) noexcept nogil:
+    cdef Py_ssize_t row = unit // pieces
+    cdef Py_ssize_t lo = (unit % pieces) * PIECE
+    cdef Py_ssize_t length = job.n - lo if job.n - lo < PIECE else PIECE
+    cdef const char *x = _row(&job.x, row) + lo * job.x.itemsize
+    cdef const char *y = NULL
+    cdef const unsigned char *w = NULL
+    if job.y.data != NULL:
+        y = _row(&job.y, row) + lo * job.y.itemsize
+    if job.w.data != NULL:
+        w = <const unsigned char *>_row(&job.w, row) + lo
+    job.k.lse_stats(x, y, w, length, &stats[3 * unit])
+
+
 cdef int _threads_for(Py_ssize_t rows, Py_ssize_t elements, int num_threads) noexcept nogil:
     if not fd_openmp_enabled() or elements < SERIAL_ELEMENTS or rows < 2:
         return 1
@@ -319,6 +364,20 @@ cdef int _call(Kind kind, object x, object y, object pw, object where, object ou
         elif kind != LOG_SOFTMAX:
             # the exps and the running max of each block (fd_logit_rows.h, online_lse)
             scratch_per_thread = job.n + job.n // FDL_BLOCK + 1
+    cdef Py_ssize_t pieces = 1
+    cdef double *stats = NULL
+    if kind == LOGSUMEXP and rows < SPLIT_ROWS_BELOW and job.n >= 2 * PIECE:
+        pieces = (job.n + PIECE - 1) // PIECE
+        threads = _threads_for(rows * pieces, rows * job.n, num_threads)
+        stats = <double *>malloc(3 * rows * pieces * sizeof(double))
+        if stats == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                _lse_pieces(&job, rows, pieces, stats, threads)
+        finally:
+            free(stats)
+        return 0
     threads = _threads_for(rows, rows * job.n, num_threads)
     if scratch_per_thread:
         job.scratch_len = scratch_per_thread

@@ -244,51 +244,51 @@ static FD_TARGET void FDL_NT(lse_plain)(const FDL_T *a, const FDL_T *b, const un
     *sign = total > 0 ? 1.0 : (total < 0 ? -1.0 : (total == 0 ? 0.0 : total));
 }
 
-FD_INLINE void FDL_NT(lse_body)(const int masked, const int weighted, const FDL_T *a,
-                                const FDL_T *b, const unsigned char *w, ptrdiff_t n,
-                                double *out, double *sign)
+/* stats = {max, head, tail} of the row (online_lse); the max not finite
+ * when NaN, +inf or nothing finite was found. */
+static FD_TARGET void FDL_NT(lse_stats)(const void *a, const void *b, const unsigned char *w,
+                                        ptrdiff_t n, double *stats)
 {
-    double head, tail, count, qz;
-    const double m = FDL_NT(online_lse)(masked, weighted, 0, 0, a, b, w, n, -1, 0, &head,
-                                        &tail, &count, &qz);
-    if (!fdl_finite(m)) {
-        FDL_NT(lse_plain)(a, weighted ? b : 0, masked ? w : 0, n, out, sign);
-        return;
-    }
-    if (!weighted) {            /* head >= 1, tail >= 0 */
-        *out = m + fdl_log_sum(head, tail);
-        *sign = 1.0;
-        return;
-    }
-    if (head == 0) {
-        *out = m + log(fabs(tail));
-        *sign = tail > 0 ? 1.0 : (tail < 0 ? -1.0 : (tail == 0 ? 0.0 : tail));
-        return;
-    }
-    const double r = tail / head;
-    *out = m + log(fabs(head)) + (r < -1 ? log1p(-r - 2) : log1p(r));
-    const double sh = head > 0 ? 1.0 : (head < 0 ? -1.0 : head);
-    const double sr = r + 1 > 0 ? 1.0 : (r + 1 < 0 ? -1.0 : (r + 1 == 0 ? 0.0 : r));
-    *sign = sh * sr;
+    const FDL_T *at = (const FDL_T *)a, *bt = (const FDL_T *)b;
+    double count, qz;
+    if (w && b)
+        stats[0] = FDL_NT(online_lse)(1, 1, 0, 0, at, bt, w, n, -1, 0, &stats[1], &stats[2],
+                                      &count, &qz);
+    else if (w)
+        stats[0] = FDL_NT(online_lse)(1, 0, 0, 0, at, bt, w, n, -1, 0, &stats[1], &stats[2],
+                                      &count, &qz);
+    else if (b)
+        stats[0] = FDL_NT(online_lse)(0, 1, 0, 0, at, bt, w, n, -1, 0, &stats[1], &stats[2],
+                                      &count, &qz);
+    else
+        stats[0] = FDL_NT(online_lse)(0, 0, 0, 0, at, bt, w, n, -1, 0, &stats[1], &stats[2],
+                                      &count, &qz);
+}
+
+/* The result of a row from its stats (fdl_lse_finish), or, when its max is
+ * not finite, from the plain IEEE sum over the whole row. */
+static FD_TARGET void FDL_NT(lse_from_stats)(const void *a, const void *b,
+                                             const unsigned char *w, ptrdiff_t n,
+                                             const double *stats, int want_sign, double *out,
+                                             double *sign)
+{
+    double s;
+    if (fdl_finite(stats[0]))
+        fdl_lse_finish(stats[0], stats[1], stats[2], b != 0, out, &s);
+    else
+        FDL_NT(lse_plain)((const FDL_T *)a, (const FDL_T *)b, w, n, out, &s);
+    if (want_sign)
+        *sign = s;
+    else if (s < 0)
+        *out = FD_NAN_D;
 }
 
 static FD_TARGET void FDL_NT(logsumexp)(const void *a, const void *b, const unsigned char *w,
                                         ptrdiff_t n, int want_sign, double *out, double *sign)
 {
-    const FDL_T *at = (const FDL_T *)a, *bt = (const FDL_T *)b;
-    double s;
-    if (w && b)
-        FDL_NT(lse_body)(1, 1, at, bt, w, n, out, &s);
-    else if (w)
-        FDL_NT(lse_body)(1, 0, at, bt, w, n, out, &s);
-    else if (b)
-        FDL_NT(lse_body)(0, 1, at, bt, w, n, out, &s);
-    else
-        FDL_NT(lse_body)(0, 0, at, bt, w, n, out, &s);
-    if (want_sign)
-        *sign = s;
-    else if (s < 0)
-        *out = FD_NAN_D;
+    double stats[3];
+    FDL_NT(lse_stats)(a, b, w, n, stats);
+    FDL_NT(lse_from_stats)(a, b, w, n, stats, want_sign, out, sign);
 }
 
 /* ------------------------------------------------- log_softmax and softmax */
@@ -708,6 +708,8 @@ static FD_TARGET void FDL_NT(exp_map)(const void *x, void *out, ptrdiff_t n)
 
 static const fdl_kernel_set FDL_NT(logit_set) = {
     FDL_NT(logsumexp),
+    FDL_NT(lse_stats),
+    FDL_NT(lse_from_stats),
     FDL_NT(log_softmax),
     FDL_NT(softmax),
     FDL_NT(softmax_cross_entropy),

@@ -22,6 +22,12 @@
 typedef struct {
     void (*logsumexp)(const void *a, const void *b, const unsigned char *w, ptrdiff_t n,
                       int want_sign, double *out, double *sign);
+    /* logsumexp of a long row in pieces: stats {max, head, tail} per piece,
+     * merged by fdl_lse_merge, then the result (the whole row for a non-finite max) */
+    void (*lse_stats)(const void *a, const void *b, const unsigned char *w, ptrdiff_t n,
+                      double *stats);
+    void (*lse_from_stats)(const void *a, const void *b, const unsigned char *w, ptrdiff_t n,
+                           const double *stats, int want_sign, double *out, double *sign);
     void (*log_softmax)(const void *z, void *out, ptrdiff_t n);
     void (*softmax)(const void *z, void *out, ptrdiff_t n, double *ebuf);
     void (*softmax_cross_entropy)(const void *z, ptrdiff_t target, double eps,
@@ -58,6 +64,59 @@ static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t
 {
     const double mb = ebuf[n + block];
     return mb == m ? 1.0 : (mb == -FD_INF_D ? 0.0 : exp(mb - m));
+}
+
+/* logsumexp from the row's max m (finite), head (the weights of the terms at
+ * m) and tail (the other weighted exps): the contract's head/tail form. */
+static inline void fdl_lse_finish(double m, double head, double tail, int weighted,
+                                  double *out, double *sign)
+{
+    if (!weighted) {            /* head >= 1, tail >= 0 */
+        *out = m + fdl_log_sum(head, tail);
+        *sign = 1.0;
+        return;
+    }
+    if (head == 0) {
+        *out = m + log(fabs(tail));
+        *sign = tail > 0 ? 1.0 : (tail < 0 ? -1.0 : (tail == 0 ? 0.0 : tail));
+        return;
+    }
+    const double r = tail / head;
+    *out = m + log(fabs(head)) + (r < -1 ? log1p(-r - 2) : log1p(r));
+    const double sh = head > 0 ? 1.0 : (head < 0 ? -1.0 : head);
+    const double sr = r + 1 > 0 ? 1.0 : (r + 1 < 0 ? -1.0 : (r + 1 == 0 ? 0.0 : r));
+    *sign = sh * sr;
+}
+
+/* Merges the stats {max, head, tail} of `pieces` consecutive pieces of a row
+ * into `merged`: a NaN max wins, then +inf; the pieces below the row max
+ * join the tail, scaled by exp(m_piece - max). */
+static void fdl_lse_merge(const double *stats, ptrdiff_t pieces, double *merged)
+{
+    double m = -FD_INF_D, head = 0.0, tail = 0.0;
+    int nan = 0;
+    for (ptrdiff_t i = 0; i < pieces; i++) {
+        const double mi = stats[3 * i];
+        nan |= mi != mi;
+        m = mi > m ? mi : m;
+    }
+    if (nan || !fdl_finite(m)) {
+        merged[0] = nan ? FD_NAN_D : m;
+        merged[1] = merged[2] = 0.0;
+        return;
+    }
+    for (ptrdiff_t i = 0; i < pieces; i++) {
+        const double mi = stats[3 * i], hi = stats[3 * i + 1], ti = stats[3 * i + 2];
+        if (mi == m) {
+            head += hi;
+            tail += ti;
+        } else if (mi > -FD_INF_D) {
+            tail += (hi + ti) * exp(mi - m);
+        }
+    }
+    merged[0] = m;
+    merged[1] = head;
+    merged[2] = tail;
 }
 
 /* ------------------------------------------------ baseline (every machine) */
