@@ -147,9 +147,10 @@ a sum close to ``c``; a result like ``logsumexp([0, -46])`` needs it).
   None), ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` with NaN kept through
   the max; a term whose coefficient (``w * t`` or ``1 - t``) is 0 is 0 unless
   ``z`` is NaN.
-* Float32 input is computed in float64 (loss, sign and gradient rounded once
-  at the end); results match ``reference`` within the conformance tolerance,
-  special values exactly.
+* Float32 input is accumulated in float64; the reference computes it wholly
+  in float64, compiled kernels may evaluate max and ``exp`` in float32
+  arithmetic (the float32 speed depends on it). Results match ``reference``
+  within the conformance tolerance, special values exactly.
 """
 
 from __future__ import annotations
