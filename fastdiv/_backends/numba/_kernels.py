@@ -249,6 +249,25 @@ def _chunks_per_row(rows, n, num_threads):
     return max(1, min(wanted, n // CHUNK))
 
 
+@jit(MATH)
+def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
+    """Many short contiguous rows: the terms of all rows in one SIMD loop, then row sums.
+
+    A row of a few elements would otherwise run its terms in a scalar loop tail.
+    """
+    literally(kind)
+    buffer = np.empty(rows * n, p.dtype)
+    _fill(kind, p, q, buffer)
+    for i in range(rows):
+        lo = i * n
+        m = mf[m0 + lo:m0 + lo + n] if has_mask else mf[:0]
+        value = _buffer_sum(buffer[lo:lo + n], m, has_mask, n)
+        if (kind == KL or kind == JS) and not np.isfinite(value):
+            _fix_slow(kind, p[lo:lo + n], q[lo:lo + n], buffer[lo:lo + n])
+            value = _buffer_sum(buffer[lo:lo + n], m, has_mask, n)
+        out[i] = _finish(kind, value)
+
+
 @jit(KERNEL)
 def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                  num_threads):
@@ -258,6 +277,11 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
     set Numba's thread count.
     """
     literally(kind)
+    if (not normalize and n < BLOCK and rows * n <= SERIAL_BELOW and ps == n and qs == n
+            and (ms == n or not has_mask)):
+        _short_rows(kind, pf[p0:p0 + rows * n], qf[q0:q0 + rows * n], mf, m0, has_mask,
+                    rows, n, out)
+        return
     if num_threads == 1 or rows * n < SERIAL_BELOW:
         buffers = _buffers(kind, pf, normalize, n)
         for i in range(rows):
