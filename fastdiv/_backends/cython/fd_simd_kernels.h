@@ -110,29 +110,47 @@ FD_INLINE FD_C FD_NT(js_half_term)(FD_C a, FD_C s, FD_C lo)
     return a == 0 ? (FD_C)0 : t;
 }
 
+/*
+ * The halves above cancel by (p + q) / |p - q| when p ~ q. There, with
+ * t = (p - q) / (p + q) (p - q exact), the element is
+ * (p + q) / 4 * ((1 + t) log1p(t) + (1 - t) log1p(-t))
+ * = (p + q) / 4 * sum_k t^2k / (k (2k - 1)), a sum of positive terms; for
+ * |t| < 1/4 twelve terms reach double precision and six float precision.
+ */
+FD_INLINE FD_C FD_NT(js_series)(FD_C t)
+{
+    const FD_C u = t * t;
+#if FD_C_F64
+    FD_C acc = FD_FMA_C(u, (FD_C)(1.0 / 276), (FD_C)(1.0 / 231));
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 190));
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 153));
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 120));
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 91));
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 66));
+#else
+    FD_C acc = (FD_C)(1.0 / 66);
+#endif
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 45));
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 28));
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 15));
+    acc = FD_FMA_C(u, acc, (FD_C)(1.0 / 6));
+    acc = FD_FMA_C(u, acc, (FD_C)1);
+    return u * acc;
+}
+
+FD_INLINE int FD_NT(js_near)(FD_C t)
+{
+    return (t < (FD_C)0.25) & (t > (FD_C)-0.25);
+}
+
 FD_INLINE FD_C FD_NT(js_fast)(FD_C p, FD_C q)
 {
     const FD_C s = p + q;
     const FD_C bb = s - p;
     const FD_C lo = (p - (s - bb)) + (q - bb);
     const FD_C far = FD_NT(js_half_term)(p, s, lo) + FD_NT(js_half_term)(q, s, lo);
-#if FD_C_F64
-    return far;
-#else
-    /*
-     * In float arithmetic the two halves above cancel by (p + q) / |p - q|.
-     * Near p = q use instead, with t = (p - q) / (p + q) (p - q exact there),
-     * the element (p + q) / 4 * ((1 + t) log1p(t) + (1 - t) log1p(-t))
-     * = (p + q) / 4 * sum_k t^2k / (k (2k - 1)), whose terms are all positive;
-     * for |t| < 1/4 six terms reach float precision.
-     */
     const FD_C t = (p - q) / s;
-    const FD_C u = t * t;
-    const FD_C series = u * FD_FMA_C(u, FD_FMA_C(u, FD_FMA_C(u, FD_FMA_C(u, FD_FMA_C(u,
-        (FD_C)(1.0 / 66), (FD_C)(1.0 / 45)), (FD_C)(1.0 / 28)), (FD_C)(1.0 / 15)),
-        (FD_C)(1.0 / 6)), (FD_C)1);
-    return (fabsf(t) < 0.25f) ? (FD_C)0.25 * s * series : far;
-#endif
+    return FD_NT(js_near)(t) ? (FD_C)0.25 * s * FD_NT(js_series)(t) : far;
 }
 
 /* Also rejects a ratio 2p / s below the normal range (log_normal needs normal). */
@@ -170,6 +188,9 @@ static FD_TARGET FD_C FD_NT(js_exact)(FD_C p, FD_C q)
         q *= (FD_C)0x1p-64;
     }
     const FD_C s = p + q;
+    const FD_C t = (p - q) / s;
+    if (p > 0 && q > 0 && FD_NT(js_near)(t))
+        return scale * ((FD_C)0.25 * s * FD_NT(js_series)(t));
     const FD_C bb = s - p;
     const FD_C lo = (p - (s - bb)) + (q - bb);
     return scale * (FD_NT(js_half_exact)(p, s, lo) + FD_NT(js_half_exact)(q, s, lo));
