@@ -47,7 +47,11 @@ def _tol(dtype):
 @given(distribution_pairs())
 def test_kl_is_nonnegative(pq):
     p, q = pq
-    assert (fastdiv.kl_divergence(p, q) >= -1e-14).all()
+    # Rounded to float32, p and q need not sum to exactly 1; Gibbs' inequality
+    # for positive measures, KL(p || q) >= sum(p) - sum(q), still holds.
+    mass_gap = p.astype(np.float64).sum(-1) - q.astype(np.float64).sum(-1)
+    slack = 1e-14 if p.dtype == np.float64 else 1e-6  # float32 terms, float32 result
+    assert (fastdiv.kl_divergence(p, q) >= np.minimum(mass_gap, 0) - slack).all()
     assert (fastdiv.kl_divergence(p, q, normalize=True) >= -1e-14).all()
 
 
