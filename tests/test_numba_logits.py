@@ -262,3 +262,35 @@ def test_few_long_rows_split_across_threads(numba_logits, dtype, restore_config)
         expected = expected if isinstance(expected, tuple) else (expected,)
         for g, e in zip(got, expected):
             _close(g, e, dtype, 1e-11 if dtype == np.float64 else 1e-5)
+
+
+CALLS = {
+    "logsumexp": lambda z, t: fastdiv.logsumexp(z),
+    "log_softmax": lambda z, t: fastdiv.log_softmax(z),
+    "softmax": lambda z, t: fastdiv.softmax(z),
+    "softmax_cross_entropy": lambda z, t: fastdiv.softmax_cross_entropy(z, np.zeros(len(z), int)),
+    "softmax_cross_entropy_probs": lambda z, t: fastdiv.softmax_cross_entropy(z, t),
+    "kl_divergence_logits": lambda z, t: fastdiv.kl_divergence_logits(z, t),
+    "binary_cross_entropy": lambda z, t: fastdiv.binary_cross_entropy(t, t),
+    "binary_cross_entropy_with_logits": lambda z, t: fastdiv.binary_cross_entropy_with_logits(z, t),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_a_second_call_compiles_nothing(numba_logits, monkeypatch, name):
+    """A kernel that needs ``literally`` at its entry used to go through Numba's
+    compiler on every call from Python (milliseconds for a (32, 10) softmax)."""
+    rng = np.random.default_rng(0)
+    z, t = rng.standard_normal((32, 10)), rng.random((32, 10))
+    with fastdiv.use_backend("numba"):
+        CALLS[name](z, t)  # compiles (or loads from the cache)
+        compiles = []
+        original = numba.core.dispatcher.Dispatcher._compile_for_args
+
+        def counting(self, *args, **kwargs):
+            compiles.append(self.py_func.__name__)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(numba.core.dispatcher.Dispatcher, "_compile_for_args", counting)
+        CALLS[name](z, t)
+    assert compiles == []

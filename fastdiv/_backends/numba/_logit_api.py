@@ -73,20 +73,20 @@ def logsumexp(a, b, where, out, sign_out, num_threads):
     _launch(_logits.logsumexp, args, rows, n, num_threads)
 
 
-def _row_map(kind, z, out, num_threads):
+def _row_map(kernel, z, out, num_threads):
     rows, n = z.shape
     zf, z0, zs = _flat(z)
-    _launch(_logits.row_map, (kind, zf, z0, zs, rows, n, out.reshape(-1)), rows, n, num_threads)
+    _launch(kernel, (zf, z0, zs, rows, n, out.reshape(-1)), rows, n, num_threads)
 
 
 def log_softmax(z, out, num_threads):
     """``log(softmax(z))`` of every row into ``out`` (may be ``z``'s own memory)."""
-    _row_map(0, z, out, num_threads)
+    _row_map(_logits.log_softmax_rows, z, out, num_threads)
 
 
 def softmax(z, out, num_threads):
     """``softmax(z)`` of every row into ``out`` (may be ``z``'s own memory)."""
-    _row_map(1, z, out, num_threads)
+    _row_map(_logits.softmax_rows, z, out, num_threads)
 
 
 def _cross_entropy(z, p, target, label_smoothing, where, loss_out, grad_out, num_threads):
@@ -122,22 +122,21 @@ def kl_divergence_logits(a, b, temperature, where, loss_out, grad_out, num_threa
     _launch(_logits.kl_divergence_logits, args, rows, n, num_threads)
 
 
-def _binary(kind, p, q, w, where, out, num_threads):
+def _binary(kernel, p, q, w, where, out, num_threads):
     rows, n = p.shape
     pf, p0, ps = _flat(p)
     qf, q0, qs = _flat(q)
     wf, w0, ws = (pf, 0, 0) if w is None else _flat(w)
     mf, m0, ms, has_mask = _mask(where)
-    args = (kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, w is not None, mf, m0, ms, has_mask, rows,
-            n, out)
-    _launch(_logits.binary_cross_entropy, args, rows, n, num_threads)
+    args = (pf, p0, ps, qf, q0, qs, wf, w0, ws, w is not None, mf, m0, ms, has_mask, rows, n, out)
+    _launch(kernel, args, rows, n, num_threads)
 
 
 def binary_cross_entropy(p, q, where, out, num_threads):
     """Row sums of ``-(xlogy(p, q) + xlog1py(1 - p, -q))`` into ``out``."""
-    _binary(_logits.BCE, p, q, None, where, out, num_threads)
+    _binary(_logits.bce_rows, p, q, None, where, out, num_threads)
 
 
 def binary_cross_entropy_with_logits(z, t, pos_weight, where, out, num_threads):
     """Row sums of ``w t softplus(-z) + (1 - t) softplus(z)`` into ``out``."""
-    _binary(_logits.BCE_LOGITS, z, t, pos_weight, where, out, num_threads)
+    _binary(_logits.bce_logits_rows, z, t, pos_weight, where, out, num_threads)

@@ -475,6 +475,24 @@ def row_map(kind, zf, z0, zs, rows, n, out, num_threads):
                            rows_state[i, 2], rows_state[i, 3])
 
 
+# Entry points called from Python. A kernel that asks for ``literally(kind)``
+# recompiles-or-looks-up on every call from Python (the argument arrives as a
+# plain int64); called from jitted code with a constant, it compiles once.
+# The entries themselves run no parfor: the kernel they call does.
+_ENTRY = {**KERNEL, "parallel": False}
+
+@jit(_ENTRY)
+def log_softmax_rows(zf, z0, zs, rows, n, out, num_threads):
+    """:func:`row_map` with ``kind`` 0 (``log_softmax``)."""
+    row_map(0, zf, z0, zs, rows, n, out, num_threads)
+
+
+@jit(_ENTRY)
+def softmax_rows(zf, z0, zs, rows, n, out, num_threads):
+    """:func:`row_map` with ``kind`` 1 (``softmax``)."""
+    row_map(1, zf, z0, zs, rows, n, out, num_threads)
+
+
 # -- softmax cross-entropy -----------------------------------------------------------
 
 
@@ -927,3 +945,19 @@ def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0
             for c in range(chunks):
                 total += pieces[i * chunks + c]
             out[i] = total
+
+
+@jit(_ENTRY)
+def bce_rows(pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, rows, n, out,
+             num_threads):
+    """:func:`binary_cross_entropy` of probabilities (``kind`` BCE)."""
+    binary_cross_entropy(BCE, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask,
+                         rows, n, out, num_threads)
+
+
+@jit(_ENTRY)
+def bce_logits_rows(pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, rows, n,
+                    out, num_threads):
+    """:func:`binary_cross_entropy` of logits (``kind`` BCE_LOGITS)."""
+    binary_cross_entropy(BCE_LOGITS, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms,
+                         has_mask, rows, n, out, num_threads)
