@@ -41,15 +41,23 @@ class Peer:
     mean : bool
         The peer returns the mean over rows instead of one value per row
         (scikit-learn's ``log_loss``); the gate compares it with the mean.
+    max_n : int, optional
+        The longest row the peer is run on: one that builds a (rows, n)
+        one-hot matrix or label table per call is left out of longer rows.
     """
 
     name: str
     library: str
     make: Callable[[Sequence[np.ndarray], int], Thunk]
     mean: bool = False
+    max_n: int | None = None
 
     def available(self) -> bool:
         return importlib.util.find_spec(self.library) is not None
+
+    def handles(self, n: int) -> bool:
+        """Whether rows of length ``n`` are within the peer's reach."""
+        return self.max_n is None or n <= self.max_n
 
 
 @dataclass(frozen=True)
@@ -363,7 +371,8 @@ def _softmax_ce_index_peers() -> tuple[Peer, ...]:
     return (
         Peer("scipy logsumexp-z[t]", "scipy", scipy_formula),
         Peer("torch cross_entropy", "torch", torch_cross_entropy),
-        Peer("sklearn log_loss(softmax)", "sklearn", sklearn_log_loss, mean=True),
+        # log_loss one-hot encodes the labels: minutes and GiBs for one row of 2**25
+        Peer("sklearn log_loss(softmax)", "sklearn", sklearn_log_loss, mean=True, max_n=1 << 16),
     )
 
 

@@ -77,11 +77,17 @@ class Candidate:
             fastdiv.set_backend(previous)
 
 
-def candidates(op: Op, backends: Sequence[str], threads: int, peers: bool = True) -> list[Candidate]:
-    """The fastdiv backends, then the installed peers, for ``op``."""
+def candidates(
+    op: Op, backends: Sequence[str], threads: int, peers: bool = True, n: int | None = None
+) -> list[Candidate]:
+    """The fastdiv backends, then the installed peers that handle rows of length ``n``."""
     found = [Candidate(f"fastdiv[{name}]", "fastdiv", name, op.make) for name in backends]
     if peers:
-        found += [_peer_candidate(peer, threads) for peer in op.available_peers()]
+        found += [
+            _peer_candidate(peer, threads)
+            for peer in op.available_peers()
+            if n is None or peer.handles(n)
+        ]
     return found
 
 
@@ -110,7 +116,9 @@ def plan(settings: Settings) -> list[Case]:
                 continue
             for op in settings.ops:
                 if op.supports(size):
-                    found = candidates(op, settings.backends, settings.threads, settings.peers)
+                    found = candidates(
+                        op, settings.backends, settings.threads, settings.peers, size.n
+                    )
                     cases.append(Case(op, dtype, size, found))
     return cases
 

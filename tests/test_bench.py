@@ -478,3 +478,17 @@ def test_peak_memory_sees_temporaries_and_not_preexisting_arrays():
     assert memory.peak_extra_bytes(lambda: keep.sum()) < 1_000_000
     # a freed 16 MB temporary still counts
     assert memory.peak_extra_bytes(lambda: float((keep * 2).sum())) >= 16_000_000
+
+
+def test_a_peer_is_left_out_of_rows_longer_than_it_handles():
+    """scikit-learn's log_loss one-hot encodes its labels: a (1, 2**25) case once ran for
+    many minutes in it, so the full bench never finished."""
+    op = next(op for op in cases.REGISTRY if op.label == "softmax_cross_entropy")
+    sklearn_peer = next(p for p in op.peers if p.library == "sklearn")
+    assert sklearn_peer.handles(1000) and not sklearn_peer.handles(1 << 25)
+    short_names = [c.name for c in runner.candidates(op, [], 1, n=1000)]
+    long_names = [c.name for c in runner.candidates(op, [], 1, n=1 << 25)]
+    assert sklearn_peer.name not in long_names
+    assert set(long_names) <= set(short_names)
+    if sklearn_peer.available():
+        assert sklearn_peer.name in short_names
