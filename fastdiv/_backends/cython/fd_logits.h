@@ -130,25 +130,7 @@ static void fdl_lse_merge(const double *stats, ptrdiff_t pieces, double *merged)
 #define FDL_FMA(a, b, c) ((a) * (b) + (c))
 #define FDL_FMAF(a, b, c) ((a) * (b) + (c))
 #endif
-#include "fd_simd_exp.h"
-#define FDL_T double
-#define FDL_TS f64
-#define FDL_T_IS_DOUBLE 1
-#include "fd_logit_rows.h"
-#undef FDL_T
-#undef FDL_TS
-#undef FDL_T_IS_DOUBLE
-#define FDL_T float
-#define FDL_TS f32
-#define FDL_T_IS_DOUBLE 0
-#include "fd_logit_rows.h"
-#undef FDL_T
-#undef FDL_TS
-#undef FDL_T_IS_DOUBLE
-#undef FD_ISA
-#undef FD_TARGET
-#undef FDL_FMA
-#undef FDL_FMAF
+#include "fd_logit_isa.h"
 
 #if FD_X86_DISPATCH
 /* ------------------------------------------------------------- AVX2 + FMA */
@@ -157,25 +139,7 @@ static void fdl_lse_merge(const double *stats, ptrdiff_t pieces, double *merged)
 #define FD_TARGET __attribute__((target("avx2,fma,bmi,bmi2")))
 #define FDL_FMA(a, b, c) __builtin_fma((a), (b), (c))
 #define FDL_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
-#include "fd_simd_exp.h"
-#define FDL_T double
-#define FDL_TS f64
-#define FDL_T_IS_DOUBLE 1
-#include "fd_logit_rows.h"
-#undef FDL_T
-#undef FDL_TS
-#undef FDL_T_IS_DOUBLE
-#define FDL_T float
-#define FDL_TS f32
-#define FDL_T_IS_DOUBLE 0
-#include "fd_logit_rows.h"
-#undef FDL_T
-#undef FDL_TS
-#undef FDL_T_IS_DOUBLE
-#undef FD_ISA
-#undef FD_TARGET
-#undef FDL_FMA
-#undef FDL_FMAF
+#include "fd_logit_isa.h"
 
 /* ---------------------------------------------------------------- AVX-512 */
 
@@ -184,25 +148,7 @@ static void fdl_lse_merge(const double *stats, ptrdiff_t pieces, double *merged)
     __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,bmi,bmi2" FD_WIDE_VECTORS)))
 #define FDL_FMA(a, b, c) __builtin_fma((a), (b), (c))
 #define FDL_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
-#include "fd_simd_exp.h"
-#define FDL_T double
-#define FDL_TS f64
-#define FDL_T_IS_DOUBLE 1
-#include "fd_logit_rows.h"
-#undef FDL_T
-#undef FDL_TS
-#undef FDL_T_IS_DOUBLE
-#define FDL_T float
-#define FDL_TS f32
-#define FDL_T_IS_DOUBLE 0
-#include "fd_logit_rows.h"
-#undef FDL_T
-#undef FDL_TS
-#undef FDL_T_IS_DOUBLE
-#undef FD_ISA
-#undef FD_TARGET
-#undef FDL_FMA
-#undef FDL_FMAF
+#include "fd_logit_isa.h"
 #endif /* FD_X86_DISPATCH */
 
 /* ------------------------------------------------------------- dispatch */
