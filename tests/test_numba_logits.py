@@ -59,6 +59,32 @@ def test_exp_within_one_ulp(dtype, low, high):
     assert _ulp_error(x, dtype) <= 1.0
 
 
+@numba.njit
+def _exp_term_all(x, out):
+    for j in range(x.size):
+        out[j] = _exp.exp_term(x[j])
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant <= 52, reason="needs an extended long double")
+@pytest.mark.parametrize("dtype, flush", [(np.float64, -707.5), (np.float32, -86.5)])
+def test_exp_term_within_one_ulp_and_flushes_below_normal(dtype, flush):
+    """The hot-loop exp: 1 ulp on [flush, 0]; 0 below; exact at 0; NaN and -inf kept apart."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(flush, 0, 300_000), rng.uniform(-1, 0, 100_000),
+                        [0.0, -0.0, flush]]).astype(dtype)
+    got = np.empty_like(x)
+    _exp_term_all(x, got)
+    exact = np.exp(x.astype(np.longdouble))
+    ulp = np.spacing(exact.astype(dtype)).astype(np.longdouble)
+    assert float(np.max(np.abs(got.astype(np.longdouble) - exact) / ulp)) <= 1.0
+    assert got[-3] == 1 and got[-2] == 1
+    assert (got >= np.finfo(dtype).tiny).all()  # nothing kept is subnormal
+    edge = np.array([-inf, nan, flush - 0.5, -1e30], dtype=dtype)
+    out = np.empty_like(edge)
+    _exp_term_all(edge, out)
+    assert out[0] == 0 and np.isnan(out[1]) and out[2] == 0 and out[3] == 0
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exp_special_values(dtype):
     info = np.finfo(dtype)

@@ -18,10 +18,15 @@ input is clamped first (every value beyond the clamp gives the same ``inf``
 or 0), and NaN is restored by a select. Within 1 ulp (tests compare with
 ``math.exp``); ``exp(0) == 1`` exactly.
 
-``exp_term`` is the same for ``x <= 0`` with one difference, for the terms of
-a sum whose largest term is ``exp(0) = 1`` (log-sum-exp, softmax): a result
-below the smallest normal number is 0, which lets it scale by ``2**k`` with
-one integer addition to the exponent field and skip the overflow clamp.
+``exp_term`` is the hot-loop variant for ``x <= 0``, for the terms of a sum
+whose largest term is ``exp(0) = 1`` (log-sum-exp, softmax): a result below
+the smallest normal number is 0, which lets it scale by ``2**k`` with one
+integer addition to the exponent field (``k`` read straight from the bits of
+the shifted ``x / log(2)``) and skip the overflow clamp; its polynomial is
+evaluated in Estrin's scheme (short dependency chains), and ``1 + r`` is
+rounded with its error carried along. It is the Cython backend's
+``fdl_exp_kernel_d`` / ``fdl_expf_nonpos`` method and coefficients, so the two
+backends agree.
 
 These functions must not be compiled with the ``reassoc`` fast-math flag:
 it would fold the rounding trick ``(t + shift) - shift`` to ``t``. They get
@@ -47,6 +52,7 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from fastdiv._backends.numba._cache import jit
+from fastdiv._backends.numba._math import fma
 from fastdiv._backends.numba._options import MATH
 
 # width of the integer type, exponent shift, exponent bias
@@ -90,20 +96,30 @@ def _one_plus(a, b, one):
     return y + (((one - y) + s) + e)
 
 
+# bits of the shifter 1.5 * 2**52 (float32: 1.5 * 2**23): for an integer k,
+# bits(k + shifter) - bits(shifter) == k
+_SHIFTER_BITS = {types.float64: 0x4338000000000000, types.float32: 0x4B400000}
+
+
 @intrinsic
-def _times_pow2(typingctx, y, k):
-    """``y * 2**k`` by adding ``k`` to the exponent field: only for a normal result."""
-    if y not in _LAYOUT or k != y:
+def _times_pow2_shifted(typingctx, y, k_shifted):
+    """``y * 2**k`` by adding ``k`` to the exponent field, ``k_shifted = k + shifter``.
+
+    ``k`` is read from the bits of ``k_shifted`` (no float-to-int conversion);
+    only for a normal result.
+    """
+    if y not in _LAYOUT or k_shifted != y:
         return None
     width, shift, _ = _LAYOUT[y]
+    base = _SHIFTER_BITS[y]
 
     def codegen(context, builder, signature, args):
         ity = ir.IntType(width)
-        bits = builder.bitcast(args[0], ity)
-        step = builder.shl(builder.fptosi(args[1], ity), ity(shift))
-        return builder.bitcast(builder.add(bits, step), context.get_value_type(y))
+        k = builder.sub(builder.bitcast(args[1], ity), ity(base))
+        bits = builder.add(builder.bitcast(args[0], ity), builder.shl(k, ity(shift)))
+        return builder.bitcast(bits, context.get_value_type(y))
 
-    return y(y, k), codegen
+    return y(y, k_shifted), codegen
 
 
 # -- float64 -------------------------------------------------------------------
@@ -150,29 +166,35 @@ def exp64(x):
     return y if x == x else x
 
 
-_TERM_LOW = -708.0  # below this, exp(x) < 2**-1021 is flushed to 0
+_TERM_FLUSH = -707.5  # below this exp(x) < 2**-1020 is flushed to 0
+_LN2_HI_TERM = float.fromhex("0x1.62e42fefa0000p-1")  # 37 significant bits
+_LN2_LO_TERM = float.fromhex("0x1.cf79abc9e3b3ap-40")
+# exp(r) = 1 + r + r**2 P(r), P of degree 10 on |r| <= log(2) / 2 (error below 2**-59)
+_E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10 = (float.fromhex(h) for h in (
+    "0x1p-1", "0x1.5555555555557p-3", "0x1.5555555555556p-5", "0x1.11111111100d3p-7",
+    "0x1.6c16c16c162cfp-10", "0x1.a01a01abeccc3p-13", "0x1.a01a01a6db488p-16",
+    "0x1.71de02225a2f3p-19", "0x1.27e4db5bb725ap-22", "0x1.af4e092e1705bp-26",
+    "0x1.1f7315649f2d7p-29"))
 
 
 @jit(MATH)
 def exp_term64(x):
     """``exp(x)`` for ``x <= 0`` as a term of a sum with a term ``>= 1``: results below
-    ``2**-1021`` are 0 (they cannot change such a sum); otherwise as :func:`exp64`."""
-    xc = x if x > _LOW else _LOW
-    k = (xc * _LOG2E + _SHIFT) - _SHIFT
-    r_hi = xc - k * _LN2_HI
-    r_lo = -k * _LN2_LO
-    r = r_hi + r_lo
-    q = _Q9 * r + _Q8
-    q = q * r + _Q7
-    q = q * r + _Q6
-    q = q * r + _Q5
-    q = q * r + _Q4
-    q = q * r + _Q3
-    q = q * r + _Q2
-    q = q * r + _Q1
-    q = q * r + _Q0
-    y = _times_pow2(_one_plus(r_hi, r * r * q + r_lo, 1.0), k)
-    y = y if x > _TERM_LOW else 0.0
+    ``2**-1020`` are 0 (they cannot change such a sum); otherwise within 1 ulp. NaN stays NaN."""
+    flush = x < _TERM_FLUSH
+    xc = 0.0 if flush else x  # keeps the exponent arithmetic in range
+    k_shifted = fma(xc, _LOG2E, _SHIFT)
+    k = k_shifted - _SHIFT
+    r = fma(-k, _LN2_LO_TERM, fma(-k, _LN2_HI_TERM, xc))
+    r2 = r * r
+    r4 = r2 * r2
+    low = fma(r2, fma(r, _E3, _E2), fma(r, _E1, _E0))
+    mid = fma(r2, fma(r, _E7, _E6), fma(r, _E5, _E4))
+    high = fma(r2, _E10, fma(r, _E9, _E8))
+    p = fma(r4 * r4, high, fma(r4, mid, low))
+    s = 1.0 + r
+    y = _times_pow2_shifted(s + fma(r2, p, (1.0 - s) + r), k_shifted)
+    y = 0.0 if flush else y
     return y if x == x else x
 
 
@@ -212,24 +234,28 @@ def exp32(x):
     return y if x == x else x
 
 
-_TERM_LOW32 = _F32(-86.5)
+_TERM_FLUSH32 = _F32(-86.5)  # exp(-86.5) is still a normal float32
+_LN2_HI_TERM32 = _F32(float.fromhex("0x1.62e4p-1"))  # 15 significant bits
+_LN2_LO_TERM32 = _F32(float.fromhex("0x1.7f7d1cp-20"))
+# exp(r) = 1 + r + r**2 P(r), P of degree 4 (error below 2**-27 of the result)
+_F0, _F1, _F2, _F3, _F4 = (_F32(float.fromhex(h)) for h in (
+    "0x1p-1", "0x1.5554dcp-3", "0x1.55551ap-5", "0x1.120b90p-7", "0x1.6d112cp-10"))
 _ZERO32 = _F32(0.0)
 
 
 @jit(MATH)
 def exp_term32(x):
     """``exp(x)`` for ``x <= 0`` as a term of a sum with a term ``>= 1`` (see :func:`exp_term64`)."""
-    xc = x if x > _LOW32 else _LOW32
-    k = (xc * _LOG2E32 + _SHIFT32) - _SHIFT32
-    r_hi = xc - k * _LN2_HI32
-    r_lo = -k * _LN2_LO32
-    r = r_hi + r_lo
-    q = _P4 * r + _P3
-    q = q * r + _P2
-    q = q * r + _P1
-    q = q * r + _P0
-    y = _times_pow2(_one_plus(r_hi, r * r * q + r_lo, _ONE32), k)
-    y = y if x > _TERM_LOW32 else _ZERO32
+    flush = x < _TERM_FLUSH32
+    xc = _ZERO32 if flush else x
+    k_shifted = fma(xc, _LOG2E32, _SHIFT32)
+    k = k_shifted - _SHIFT32
+    r = fma(-k, _LN2_LO_TERM32, fma(-k, _LN2_HI_TERM32, xc))
+    r2 = r * r
+    p = fma(r2, fma(r2, _F4, fma(r, _F3, _F2)), fma(r, _F1, _F0))
+    s = _ONE32 + r
+    y = _times_pow2_shifted(s + fma(r2, p, (_ONE32 - s) + r), k_shifted)
+    y = _ZERO32 if flush else y
     return y if x == x else x
 
 
