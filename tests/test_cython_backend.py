@@ -294,6 +294,85 @@ def test_layouts_masks_and_normalize_match_reference(name, dtype, masked, normal
         _check(got, expected, rtol=RTOL[dtype], label=layout)
 
 
+def _short_layouts(dtype, n):
+    """Batches of rows of ``n`` elements (the short-row kernels): several groups
+    of FD_BLOCK elements and several units of 2048 rows, in every layout."""
+    rng = np.random.default_rng(n)
+    rows = 5000
+    p = rng.random((rows, n)).astype(dtype)
+    q = rng.random((rows, n)).astype(dtype)
+    wide = rng.random((rows, n + 5)).astype(dtype)
+    yield "contiguous", p, q
+    yield "row stride", wide[:, 2:n + 2], q
+    yield "broadcast q", p, np.broadcast_to(q[7], p.shape)
+    yield "negative row stride", p[::-1], q
+
+
+@pytest.mark.parametrize("n", [1, 3, 8, 10, 16])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("name", REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_short_rows_match_reference(simd, name, dtype, masked, n):
+    ep, eq = edge_grid(dtype)
+    for layout, p, q in _short_layouts(dtype, n):
+        p = p.copy()  # edge values at a few places, so some groups take the exact path
+        spots = np.random.default_rng(1).integers(0, p.size, ep.size)
+        p.reshape(-1)[spots] = ep
+        where = None
+        if masked:
+            where = (np.random.default_rng(2).random(p.shape) < 0.7).view(np.uint8)
+        got = _reduce(name, p, q, where)
+        # float32 terms are float32 arithmetic: rows of terms ~1 that cancel keep ~n ulps
+        atol = n * float(np.finfo(dtype).eps)
+        _check(got, _reduce(name, p, q, where, module=reference), rtol=RTOL[dtype],
+               atol=atol, label=f"{layout}, n={n}")
+        assert np.array_equal(got, _reduce(name, p, q, where, threads=1), equal_nan=True)
+
+
+@pytest.mark.parametrize("name", REDUCTIONS)
+def test_short_row_result_does_not_depend_on_its_batch(name):
+    """A row gives the same bits alone and at any place in a batch."""
+    rng = np.random.default_rng(9)
+    p, q = rng.random((300, 10)), rng.random((300, 10))
+    batch = _reduce(name, p, q)
+    for row in (0, 25, 26, 299):
+        alone = _reduce(name, p[row:row + 1], q[row:row + 1])
+        assert alone[0] == batch[row] or (np.isnan(alone[0]) and np.isnan(batch[row]))
+
+
+def test_near_identical_kl_keeps_its_digits_in_short_rows():
+    """Compensated per-row sums: tiny KL of near-identical short rows to ~1e-15."""
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(10)
+    p = rng.random((50, 12))
+    p /= p.sum(1, keepdims=True)
+    q = p * (1 + 1e-7 * rng.standard_normal(p.shape))
+    got = _reduce("kl_divergence", p, q)
+    mpmath.mp.dps = 50
+    for row in range(50):
+        exact = mpmath.fsum(mpmath.mpf(a) * mpmath.log(mpmath.mpf(a) / mpmath.mpf(b))
+                            for a, b in zip(p[row], q[row]))
+        assert abs(got[row] - float(exact)) <= 1e-12 * abs(float(exact))
+
+
+def test_narrow_to_float32_rounds_and_overflows_to_inf_silently():
+    import warnings
+
+    values = np.array([0.1, -1e300, 1e300, np.nan, 3.4028235e38, -0.0])
+    out = np.empty(values.size, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kernels.narrow_to_float32(values, out)
+    with np.errstate(over="ignore"):
+        expected = values.astype(np.float32)
+    np.testing.assert_array_equal(out, expected)
+    assert np.signbit(out[-1])
+    with pytest.raises(ValueError, match="contiguous 1-D"):
+        kernels.narrow_to_float32(values, np.empty(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="contiguous 1-D"):
+        kernels.narrow_to_float32(np.zeros(values.size, dtype=np.float32), out)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_elementwise_in_place(dtype):
     rng = np.random.default_rng(7)

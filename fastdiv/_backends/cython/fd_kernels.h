@@ -44,10 +44,19 @@ typedef void (*fd_sums_fn)(const void *p, const void *q, const unsigned char *w,
 /* Elementwise over one row segment; q is ignored by entr. */
 typedef void (*fd_map_fn)(const void *p, const void *q, void *out, ptrdiff_t n);
 
+/* Rows no longer than FD_SHORT_N elements (see fd_simd_kernels.h's short_rows):
+ * out[i] = the reduction of row i, rows * n elements at any row strides
+ * (bytes; q and w may be NULL). */
+#define FD_SHORT_N 16
+typedef void (*fd_short_fn)(const char *p, ptrdiff_t ps, const char *q, ptrdiff_t qs,
+                            const unsigned char *w, ptrdiff_t ws, ptrdiff_t rows,
+                            ptrdiff_t n, double *out);
+
 typedef struct {
     fd_reduce_fn reduce[4];   /* indexed by FD_OP_* */
     fd_sums_fn sums;
     fd_map_fn map[3];         /* indexed by FD_MAP_*; FD_MAP_LOG is for tests */
+    fd_short_fn short_rows[4];   /* indexed by FD_OP_* */
 } fd_kernel_set;
 
 typedef struct {
@@ -97,6 +106,18 @@ static inline void fd_neumaier_add(double *s, double *c, double x)
     const double t = *s + x;
     *c += (fabs(*s) >= fabs(x)) ? ((*s - t) + x) : ((x - t) + *s);
     *s = t;
+}
+
+/* A row's result from its Neumaier pair (sum, compensation). An infinite sum
+ * makes the compensation NaN (inf - inf), so it is then left out; JS is
+ * clipped below at 0 (rounding only: NaN fails the test and stays). */
+static inline double fd_row_result(int op, double total, double compensation)
+{
+    if (total - total == 0.0)
+        total += compensation;
+    if (op == FD_OP_JS && total < 0.0)
+        total = 0.0;
+    return total;
 }
 
 #define FD_CAT2(a, b) a##_##b

@@ -374,6 +374,99 @@ static FD_TARGET void FD_NT(sums)(const void *p, const void *q, const unsigned c
     }
 }
 
+/* --------------------------------------------------------------- short rows */
+
+/*
+ * Terms of m elements into tb (0 where masked), at full SIMD width across row
+ * boundaries; a block with an element the fast KL / JS forms cannot take is
+ * redone element by element (term_exact). Each term depends on its element
+ * only, so a row gets the same terms wherever it sits in a batch.
+ */
+FD_INLINE void FD_NT(map_terms)(const int op, const int masked, const FD_T *pb, const FD_T *qb,
+                                const unsigned char *wb, ptrdiff_t m, FD_C *tb)
+{
+    FD_FLAG bad = 0;
+    FD_PRAGMA_SIMD(reduction(| : bad))
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
+        FD_C t;
+        FD_FLAG ok = 1;
+        if (op == FD_OP_ENTROPY) {
+            t = FD_NT(entr_term)(x);
+        } else if (op == FD_OP_CROSS_ENTROPY) {
+            t = FD_NT(xent_term)(x, y);
+        } else if (op == FD_OP_KL) {
+            t = FD_NT(kl_fast)(x, y);
+            ok = FD_NT(kl_fast_ok)(x, y);
+        } else {
+            t = FD_NT(js_fast)(x, y);
+            ok = FD_NT(js_fast_ok)(x, y);
+        }
+        if (masked) {
+            const int keep = wb[i] != 0;
+            t = keep ? t : (FD_C)0;
+            ok = ok | !keep;
+        }
+        tb[i] = t;
+        bad |= !ok;
+    }
+    if (bad)
+        for (ptrdiff_t i = 0; i < m; i++)
+            tb[i] = (masked && !wb[i]) ? (FD_C)0 : FD_NT(term_exact)(op, (FD_C)pb[i], (FD_C)qb[i]);
+}
+
+/*
+ * Rows of n <= FD_SHORT_N elements. Calling the row kernel once per row costs
+ * more than a short row's work and leaves most SIMD lanes idle, so rows are
+ * copied in groups into one contiguous block, their terms computed in one
+ * vector loop (map_terms), and each row's terms summed in order with Neumaier
+ * compensation.
+ */
+FD_INLINE void FD_NT(short_rows_body)(const int op, const int masked, const char *p,
+                                      ptrdiff_t ps, const char *q, ptrdiff_t qs,
+                                      const unsigned char *w, ptrdiff_t ws, ptrdiff_t rows,
+                                      ptrdiff_t n, double *out)
+{
+    FD_T pb[FD_BLOCK], qb[FD_BLOCK];
+    unsigned char wb[FD_BLOCK];
+    FD_C tb[FD_BLOCK];
+    const ptrdiff_t per_group = FD_BLOCK / n;
+    const size_t row_bytes = (size_t)n * sizeof(FD_T);
+    for (ptrdiff_t first = 0; first < rows; first += per_group) {
+        const ptrdiff_t count = (rows - first < per_group) ? rows - first : per_group;
+        for (ptrdiff_t j = 0; j < count; j++) {
+            memcpy(pb + j * n, p + (first + j) * ps, row_bytes);
+            if (op != FD_OP_ENTROPY)
+                memcpy(qb + j * n, q + (first + j) * qs, row_bytes);
+            if (masked)
+                memcpy(wb + j * n, w + (first + j) * ws, (size_t)n);
+        }
+        FD_NT(map_terms)(op, masked, pb, (op == FD_OP_ENTROPY) ? pb : qb, wb, count * n, tb);
+        for (ptrdiff_t j = 0; j < count; j++) {
+            double s = 0.0, c = 0.0;
+            for (ptrdiff_t k = 0; k < n; k++)
+                fd_neumaier_add(&s, &c, (double)tb[j * n + k]);
+            out[first + j] = fd_row_result(op, s, c);
+        }
+    }
+}
+
+#define FD_DEFINE_SHORT_ROWS(fname, op)                                                        \
+    static FD_TARGET void FD_NT(fname)(const char *p, ptrdiff_t ps, const char *q,             \
+                                       ptrdiff_t qs, const unsigned char *w, ptrdiff_t ws,     \
+                                       ptrdiff_t rows, ptrdiff_t n, double *out)               \
+    {                                                                                          \
+        if (w)                                                                                 \
+            FD_NT(short_rows_body)(op, 1, p, ps, q, qs, w, ws, rows, n, out);                  \
+        else                                                                                   \
+            FD_NT(short_rows_body)(op, 0, p, ps, q, qs, w, ws, rows, n, out);                  \
+    }
+
+FD_DEFINE_SHORT_ROWS(entropy_short, FD_OP_ENTROPY)
+FD_DEFINE_SHORT_ROWS(cross_entropy_short, FD_OP_CROSS_ENTROPY)
+FD_DEFINE_SHORT_ROWS(kl_divergence_short, FD_OP_KL)
+FD_DEFINE_SHORT_ROWS(js_divergence_short, FD_OP_JS)
+
 /* ------------------------------------------------------------ elementwise */
 
 /* out may be p or q itself (element for element): every loop reads element
@@ -426,6 +519,8 @@ static const fd_kernel_set FD_NT(kernel_set) = {
     {FD_NT(entropy), FD_NT(cross_entropy), FD_NT(kl_divergence), FD_NT(js_divergence)},
     FD_NT(sums),
     {FD_NT(entr_map), FD_NT(rel_entr_map), FD_NT(log_map)},
+    {FD_NT(entropy_short), FD_NT(cross_entropy_short), FD_NT(kl_divergence_short),
+     FD_NT(js_divergence_short)},
 };
 
 #undef FD_LOG
@@ -439,3 +534,4 @@ static const fd_kernel_set FD_NT(kernel_set) = {
 #undef FD_C_NAN
 #undef FD_RESID_SAFE
 #undef FD_DEFINE_REDUCTION
+#undef FD_DEFINE_SHORT_ROWS
