@@ -13,6 +13,7 @@ from fastdiv._backends.cython._kernels import (
     info,
     js_divergence,
     kl_divergence,
+    narrow_to_float32,
     rel_entr,
 )
 from fastdiv._backends.cython._logit_kernels import (
@@ -38,6 +39,7 @@ __all__ = [
     "kl_divergence_logits",
     "log_softmax",
     "logsumexp",
+    "narrow_to_float32",
     "rel_entr",
     "softmax",
     "softmax_cross_entropy",
