@@ -17,7 +17,10 @@ Elementwise (SciPy drop-ins)::
     entr(p, out, num_threads)
 
 Optional: ``info() -> dict`` with backend details for ``show_config``
-(e.g. the SIMD path or the threading layer).
+(e.g. the SIMD path or the threading layer), and
+``narrow_to_float32(values, out)``: ``out[:] = values`` from a contiguous 1-D
+float64 array to a float32 one, overflow to ``inf`` without a warning (what
+``_prepare`` otherwise does with ``astype`` under ``np.errstate``, slower).
 
 Preconditions guaranteed by ``_prepare``:
 
