@@ -210,6 +210,42 @@ static FD_TARGET FD_C FD_NT(term_exact)(int op, FD_C p, FD_C q)
 /* ------------------------------------------------------------- reductions */
 
 /*
+ * The term of reduction op for one element (0 where masked, keep == 0), for
+ * the vector loops. full = 0 (the fast path) takes log without special-value
+ * handling and clears *ok when the element needs more; full = 1 (entropy and
+ * cross-entropy only) handles every value with selects. op, masked and full
+ * are compile-time constants after inlining.
+ */
+FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, const int full, FD_C x, FD_C y,
+                                unsigned char keep, FD_FLAG *ok)
+{
+    FD_C t;
+    if (op == FD_OP_ENTROPY && full) {
+        t = FD_NT(entr_term)(x);
+    } else if (op == FD_OP_ENTROPY) {
+        t = (x == 0) ? (FD_C)0 : -x * FD_LOG_NORMAL(x);
+        *ok = ((x >= FD_C_MIN) & (x <= FD_C_MAX)) | (x == 0);
+    } else if (op == FD_OP_CROSS_ENTROPY && full) {
+        t = FD_NT(xent_term)(x, y);
+    } else if (op == FD_OP_CROSS_ENTROPY) {
+        t = (x == 0) ? (FD_C)0 : -(x * FD_LOG_NORMAL(y));
+        *ok = (y >= FD_C_MIN) & (y <= FD_C_MAX);
+    } else if (op == FD_OP_KL) {
+        t = FD_NT(kl_fast)(x, y);
+        *ok = FD_NT(kl_fast_ok)(x, y);
+    } else {
+        t = FD_NT(js_fast)(x, y);
+        *ok = FD_NT(js_fast_ok)(x, y);
+    }
+    if (masked) {
+        t = keep ? t : (FD_C)0;
+        *ok = *ok | !keep;
+    }
+    return t;
+}
+
+
+/*
  * The terms of one block of m elements, summed into (s, c). op, masked,
  * scaled and full are compile-time constants after inlining.
  * scaled divides p by sp and q by sq (the row sums; division, not a
@@ -238,28 +274,7 @@ FD_INLINE FD_FLAG FD_NT(block_terms)(const int op, const int masked, const int s
             x /= sp;
             y /= sq;
         }
-        if (op == FD_OP_ENTROPY && full) {
-            t = FD_NT(entr_term)(x);
-        } else if (op == FD_OP_ENTROPY) {
-            t = (x == 0) ? (FD_C)0 : -x * FD_LOG_NORMAL(x);
-            ok = ((x >= FD_C_MIN) & (x <= FD_C_MAX)) | (x == 0);
-        } else if (op == FD_OP_CROSS_ENTROPY && full) {
-            t = FD_NT(xent_term)(x, y);
-        } else if (op == FD_OP_CROSS_ENTROPY) {
-            t = (x == 0) ? (FD_C)0 : -(x * FD_LOG_NORMAL(y));
-            ok = (y >= FD_C_MIN) & (y <= FD_C_MAX);
-        } else if (op == FD_OP_KL) {
-            t = FD_NT(kl_fast)(x, y);
-            ok = FD_NT(kl_fast_ok)(x, y);
-        } else {
-            t = FD_NT(js_fast)(x, y);
-            ok = FD_NT(js_fast_ok)(x, y);
-        }
-        if (masked) {
-            const int keep = wb[i] != 0;
-            t = keep ? t : (FD_C)0;
-            ok = ok | !keep;
-        }
+        t = FD_NT(fast_term)(op, masked, full, x, y, masked ? wb[i] : 1, &ok);
         bad |= !ok;
         if (compensate) {   /* Knuth's two-sum, per lane: the rounding error of s + t, exactly */
             const double sum = s + t;
@@ -388,26 +403,8 @@ FD_INLINE void FD_NT(map_terms)(const int op, const int masked, const FD_T *pb, 
     FD_FLAG bad = 0;
     FD_PRAGMA_SIMD(reduction(| : bad))
     for (ptrdiff_t i = 0; i < m; i++) {
-        const FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
-        FD_C t;
         FD_FLAG ok = 1;
-        if (op == FD_OP_ENTROPY) {
-            t = FD_NT(entr_term)(x);
-        } else if (op == FD_OP_CROSS_ENTROPY) {
-            t = FD_NT(xent_term)(x, y);
-        } else if (op == FD_OP_KL) {
-            t = FD_NT(kl_fast)(x, y);
-            ok = FD_NT(kl_fast_ok)(x, y);
-        } else {
-            t = FD_NT(js_fast)(x, y);
-            ok = FD_NT(js_fast_ok)(x, y);
-        }
-        if (masked) {
-            const int keep = wb[i] != 0;
-            t = keep ? t : (FD_C)0;
-            ok = ok | !keep;
-        }
-        tb[i] = t;
+        tb[i] = FD_NT(fast_term)(op, masked, 1, (FD_C)pb[i], (FD_C)qb[i], masked ? wb[i] : 1, &ok);
         bad |= !ok;
     }
     if (bad)
