@@ -246,48 +246,60 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, const int full, 
 
 
 /*
- * The terms of one block of m elements, summed into (s, c). op, masked,
+ * The terms of one block of m elements into tb (0 where masked). op, masked,
  * scaled and full are compile-time constants after inlining.
  * scaled divides p by sp and q by sq (the row sums; division, not a
  * reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
- * full = 0 is the fast path: log without special-value handling, and a flag
- * (the return value) when some kept element needs more; full = 1 (entropy
- * and cross-entropy only) handles every value with selects.
- * KL terms of near-identical rows cancel strongly, so with a double compute
- * type they are summed with per-lane compensation (two-sum); the other terms
- * have one sign (JS always, entropy and cross-entropy for probabilities) and
- * use plain per-lane sums.
+ * full = 0 is the fast path (see fast_term); the return value flags a kept
+ * element that needs more. The loop only maps, in FD_C lanes, so float32
+ * terms run at the full float width; the float64 sums are a second loop
+ * over tb (block_sum), which stays in L1.
  */
-FD_INLINE FD_FLAG FD_NT(block_terms)(const int op, const int masked, const int scaled,
-                                     const int full, const FD_T *pb, const FD_T *qb,
-                                     const unsigned char *wb, ptrdiff_t m, FD_C sp, FD_C sq,
-                                     double *s_out, double *c_out)
+FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int scaled,
+                                   const int full, const FD_T *pb, const FD_T *qb,
+                                   const unsigned char *wb, ptrdiff_t m, FD_C sp, FD_C sq,
+                                   FD_C *tb)
 {
-    const int compensate = FD_C_F64 && (op == FD_OP_KL);
-    double s = 0.0, c = 0.0;
     FD_FLAG bad = 0;   /* as wide as FD_C: no lane repacking in the loop */
-    FD_PRAGMA_SIMD(reduction(+ : s, c) reduction(| : bad))
+    FD_PRAGMA_SIMD(reduction(| : bad))
     for (ptrdiff_t i = 0; i < m; i++) {
-        FD_C x = (FD_C)pb[i], y = (FD_C)qb[i], t;
+        FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
         FD_FLAG ok = 1;
         if (scaled) {
             x /= sp;
             y /= sq;
         }
-        t = FD_NT(fast_term)(op, masked, full, x, y, masked ? wb[i] : 1, &ok);
+        tb[i] = FD_NT(fast_term)(op, masked, full, x, y, masked ? wb[i] : 1, &ok);
         bad |= !ok;
+    }
+    return bad;
+}
+
+/*
+ * The float64 sum of tb[0:m] into (s, c). KL terms of near-identical rows
+ * cancel strongly, so with a double compute type they are summed with
+ * per-lane compensation (two-sum); the other terms have one sign (JS always,
+ * entropy and cross-entropy for probabilities) and use plain per-lane sums.
+ */
+FD_INLINE void FD_NT(block_sum)(const int op, const FD_C *tb, ptrdiff_t m, double *s_out,
+                                double *c_out)
+{
+    const int compensate = FD_C_F64 && (op == FD_OP_KL);
+    double s = 0.0, c = 0.0;
+    FD_PRAGMA_SIMD(reduction(+ : s, c))
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const double t = (double)tb[i];
         if (compensate) {   /* Knuth's two-sum, per lane: the rounding error of s + t, exactly */
             const double sum = s + t;
             const double bb = sum - s;
             c += (s - (sum - bb)) + (t - bb);
             s = sum;
         } else {
-            s += (double)t;
+            s += t;
         }
     }
     *s_out = s;
     *c_out = c;
-    return full ? 0 : bad;
 }
 
 /* One block, one element at a time, every edge case (term_exact): KL and JS. */
@@ -316,17 +328,20 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
                                   ptrdiff_t n, FD_C sp, FD_C sq, double *acc)
 {
     double total = acc[0], comp = acc[1];
+    FD_C tb[FD_BLOCK];
     for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
         const FD_T *pb = p + start;
         const FD_T *qb = (op == FD_OP_ENTROPY) ? pb : q + start;
         const unsigned char *wb = masked ? w + start : 0;
         double s, c;
-        if (FD_NT(block_terms)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, &s, &c)) {
-            if (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY)
-                FD_NT(block_terms)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, &s, &c);
-            else
-                FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
+        if (!FD_NT(block_map)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, tb)) {
+            FD_NT(block_sum)(op, tb, m, &s, &c);
+        } else if (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY) {
+            FD_NT(block_map)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, tb);
+            FD_NT(block_sum)(op, tb, m, &s, &c);
+        } else {
+            FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
         }
         fd_neumaier_add(&total, &comp, s);
         comp += c;
@@ -400,14 +415,7 @@ static FD_TARGET void FD_NT(sums)(const void *p, const void *q, const unsigned c
 FD_INLINE void FD_NT(map_terms)(const int op, const int masked, const FD_T *pb, const FD_T *qb,
                                 const unsigned char *wb, ptrdiff_t m, FD_C *tb)
 {
-    FD_FLAG bad = 0;
-    FD_PRAGMA_SIMD(reduction(| : bad))
-    for (ptrdiff_t i = 0; i < m; i++) {
-        FD_FLAG ok = 1;
-        tb[i] = FD_NT(fast_term)(op, masked, 1, (FD_C)pb[i], (FD_C)qb[i], masked ? wb[i] : 1, &ok);
-        bad |= !ok;
-    }
-    if (bad)
+    if (FD_NT(block_map)(op, masked, 0, 1, pb, qb, wb, m, 1, 1, tb))
         for (ptrdiff_t i = 0; i < m; i++)
             tb[i] = (masked && !wb[i]) ? (FD_C)0 : FD_NT(term_exact)(op, (FD_C)pb[i], (FD_C)qb[i]);
 }
