@@ -10,8 +10,10 @@
  * log(x) is written on bit patterns with selects instead of branches so that
  * GCC vectorises the loops that call it. Method (Tang / fdlibm style):
  *   x = 2^k * m with m in [sqrt(2)/2, sqrt(2)),  f = m - 1 (exact),
- *   s = f / (2 + f),  log(1 + f) = 2 atanh(s) = f - hfsq + s (hfsq + R(s^2)),
- *   hfsq = f^2 / 2, R a polynomial; log(x) = k ln2_hi + (... + k ln2_lo).
+ *   s = f / (2 + f),  log(1 + f) = 2 atanh(s) = f - s (f - R(s^2)), R a
+ *   polynomial; log(x) = k ln2_hi + (f + (s (R - f) + k ln2_lo)), where with
+ *   FMA the small part s (R - f) + k ln2_lo is rounded once (without FMA,
+ *   fdlibm's order: f - (hfsq - s (hfsq + R)), hfsq = f^2 / 2).
  * The coefficients of R are our own Chebyshev fits (mpmath.chebyfit of
  * (2 atanh(s)/s - 2) / z, z = s^2 in [0, (3 - 2 sqrt 2)^2]): degree 6 in z
  * for double (error of R below 2^-57), degree 3 for float (below 2^-35).
@@ -32,21 +34,25 @@ FD_INLINE double FD_N(fd_log_core_d)(double xs, double k_shift)
     const double k = fd_from_bits_d(0x4338000000000000ULL + kb) - (0x1.8p52 + 1024.0) - k_shift;
 
     const double f = m - 1.0;
-    const double hfsq = 0.5 * f * f;
     const double s = f / (2.0 + f);
     const double z = s * s;
     const double w = z * z;
-    /* R(z) = z (c1 + c2 z + ... + c7 z^6), split into odd and even powers of z */
-    const double even = w * FD_FMA(w, FD_FMA(w, 0x1.39fe606542ddep-3, 0x1.c71c62e5800a1p-3),
-                                   0x1.99999999952e2p-2);
-    const double odd = z * FD_FMA(w, FD_FMA(w, FD_FMA(w, 0x1.2b584aae78a57p-3,
-                                                      0x1.7462b4ab2ef6bp-3),
-                                            0x1.2492492df148dp-2),
-                                  0x1.5555555555558p-1);
-    const double r = odd + even;
+    /* R(z) = z (c1 + c2 z + ... + c7 z^6) in Estrin's scheme (short dependency
+     * chains: the loops calling log are bound by its latency) */
+    const double c12 = FD_FMA(z, 0x1.99999999952e2p-2, 0x1.5555555555558p-1);
+    const double c34 = FD_FMA(z, 0x1.c71c62e5800a1p-3, 0x1.2492492df148dp-2);
+    const double c56 = FD_FMA(z, 0x1.39fe606542ddep-3, 0x1.7462b4ab2ef6bp-3);
+    const double c567 = FD_FMA(w, 0x1.2b584aae78a57p-3, c56);
+    const double r = z * FD_FMA(w * w, c567, FD_FMA(w, c34, c12));
     const double ln2_hi = 0x1.62e42fefa3000p-1;     /* low 12 bits zero: k * ln2_hi exact */
     const double ln2_lo = 2.8235290563031577e-13;
-    return k * ln2_hi - ((hfsq - FD_FMA(s, hfsq + r, k * ln2_lo)) - f);
+#if FD_HAVE_FMA
+    /* log(1 + f) = f - s (f - R), the small part rounded once by the FMA */
+    return FD_FMA(k, ln2_hi, f + FD_FMA(s, r - f, k * ln2_lo));
+#else
+    const double hfsq = 0.5 * f * f;
+    return k * ln2_hi - ((hfsq - (s * (hfsq + r) + k * ln2_lo)) - f);
+#endif
 }
 
 /* log(x) for x a positive normal finite number; anything else gives garbage. */
@@ -93,16 +99,20 @@ FD_INLINE float FD_N(fd_log_core_f)(float xs, float k_shift)
     const float k = (float)(int32_t)kb - 128.0f - k_shift;
 
     const float f = m - 1.0f;
-    const float hfsq = 0.5f * f * f;
     const float s = f / (2.0f + f);
     const float z = s * s;
     const float w = z * z;
-    const float even = w * FD_FMAF(w, 0x1.ddced8p-3f, 0x1.9999ecp-2f);
-    const float odd = z * FD_FMAF(w, 0x1.245c44p-2f, 0x1.555556p-1f);
-    const float r = odd + even;
+    /* R(z) = z (c1 + c2 z + c3 z^2 + c4 z^3), Estrin's scheme */
+    const float r = z * FD_FMAF(w, FD_FMAF(z, 0x1.ddced8p-3f, 0x1.245c44p-2f),
+                                FD_FMAF(z, 0x1.9999ecp-2f, 0x1.555556p-1f));
     const float ln2_hi = 0x1.62e4p-1f;              /* low 9 bits zero: k * ln2_hi exact */
     const float ln2_lo = 0x1.7f7d1cp-20f;
-    return k * ln2_hi - ((hfsq - FD_FMAF(s, hfsq + r, k * ln2_lo)) - f);
+#if FD_HAVE_FMA
+    return FD_FMAF(k, ln2_hi, f + FD_FMAF(s, r - f, k * ln2_lo));
+#else
+    const float hfsq = 0.5f * f * f;
+    return k * ln2_hi - ((hfsq - (s * (hfsq + r) + k * ln2_lo)) - f);
+#endif
 }
 
 FD_INLINE float FD_N(fd_log_normal_f)(float x)
