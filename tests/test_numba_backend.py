@@ -295,6 +295,24 @@ def test_parallel_paths_match_serial_and_reference(name, dtype, normalize, shape
     _assert_matches(parallel, expected, scale, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(40_000, 3), (9_000, 16), (2_000, 64), (300, 100)])
+def test_short_row_groups_match_reference_on_any_thread_count(name, dtype, shape):
+    """Short rows go to the short-row kernel in groups of whole rows, serial or in parallel."""
+    rng = np.random.default_rng(12)
+    p, q = _data(rng, shape, dtype), _data(rng, shape, dtype, zeros=0) + 1e-3
+    where = (rng.random(shape) < 0.9).view(np.uint8)
+    operands = _operands(name, p, q)
+    for mask in (None, where):
+        serial, parallel, expected = np.empty(shape[0]), np.empty(shape[0]), np.empty(shape[0])
+        getattr(nb, name)(*operands, mask, False, serial, 1)
+        getattr(nb, name)(*operands, mask, False, parallel, 2)
+        getattr(ref, name)(*operands, mask, False, expected, 1)
+        np.testing.assert_array_equal(serial, parallel)
+        _assert_matches(parallel, expected, _scale(name, p, q, mask), dtype)
+
+
 def test_row_parallel_results_do_not_depend_on_thread_count():
     rng = np.random.default_rng(9)
     p, q = rng.random((256, 1000)), rng.random((256, 1000))

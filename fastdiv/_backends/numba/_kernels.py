@@ -38,7 +38,17 @@ from numba import literally, prange
 
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._options import BLOCK, CHUNK, KERNEL, MATH, SERIAL_BELOW, SUM, TERM
+from fastdiv._backends.numba._options import (
+    BLOCK,
+    CHUNK,
+    KERNEL,
+    MATH,
+    SERIAL_BELOW,
+    SHORT_GROUP,
+    SHORT_ROW,
+    SUM,
+    TERM,
+)
 
 # Reduction kinds.
 ENTROPY = 0
@@ -268,6 +278,17 @@ def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
         out[i] = _finish(kind, value)
 
 
+@jit(MATH)
+def _short_group(kind, pf, p0, qf, q0, mf, m0, has_mask, rows, n, out, group, per_group):
+    """:func:`_short_rows` on rows ``group * per_group`` onwards (at most ``per_group``)."""
+    literally(kind)
+    first = group * per_group
+    count = min(per_group, rows - first)
+    lo = first * n
+    _short_rows(kind, pf[p0 + lo:p0 + lo + count * n], qf[q0 + lo:q0 + lo + count * n], mf,
+                m0 + lo, has_mask, count, n, out[first:first + count])
+
+
 @jit(KERNEL)
 def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                  num_threads):
@@ -277,10 +298,20 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
     set Numba's thread count.
     """
     literally(kind)
-    if (not normalize and n < BLOCK and rows * n <= SERIAL_BELOW and ps == n and qs == n
-            and (ms == n or not has_mask)):
-        _short_rows(kind, pf[p0:p0 + rows * n], qf[q0:q0 + rows * n], mf, m0, has_mask,
-                    rows, n, out)
+    contiguous = ps == n and qs == n and (ms == n or not has_mask)
+    if (not normalize and 0 < n < BLOCK and contiguous
+            and (n <= SHORT_ROW or rows * n <= SERIAL_BELOW)):
+        # groups of whole rows, fixed by n: a row's result never depends on the thread count
+        per_group = max(1, SHORT_GROUP // n)
+        groups = (rows + per_group - 1) // per_group
+        if num_threads == 1 or rows * n < SERIAL_BELOW:
+            for g in range(groups):
+                _short_group(kind, pf, p0, qf, q0, mf, m0, has_mask, rows, n, out, g,
+                             per_group)
+        else:
+            for g in prange(groups):
+                _short_group(kind, pf, p0, qf, q0, mf, m0, has_mask, rows, n, out, g,
+                             per_group)
         return
     if num_threads == 1 or rows * n < SERIAL_BELOW:
         buffers = _buffers(kind, pf, normalize, n)

@@ -56,6 +56,12 @@ SERIAL_BELOW = 1 << 16
 CHUNK = 1 << 14
 #: Elements summed with plain SIMD accumulators before a compensated add.
 BLOCK = 1 << 10
+#: Contiguous rows of at most this many elements (and any rows shorter than
+#: BLOCK in a small batch) go to the short-row kernel, which computes the
+#: terms of many rows in one SIMD loop, in groups of about SHORT_GROUP
+#: elements of whole rows per work item.
+SHORT_ROW = 64
+SHORT_GROUP = 1 << 14
 
 _LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 _THREAD_SAFE_LAYERS = {"omp", "tbb"}
