@@ -131,15 +131,19 @@ _NAN = np.nan
 
 @jit(MATH)
 def _log1p_reduced64(k, f):
-    """``k log(2) + log(1 + f)`` for ``f`` in ``[sqrt(2)/2 - 1, sqrt(2) - 1]``."""
-    hfsq = 0.5 * f * f
+    """``k log(2) + log(1 + f)`` for ``f`` in ``[sqrt(2)/2 - 1, sqrt(2) - 1]``.
+
+    ``log(1 + f) = f - s (f - R)``: ``R`` in Estrin's scheme (the loops that
+    call log are bound by its latency), the small part ``s (R - f) + k
+    log(2)_lo`` rounded once by an FMA, then ``f``, then ``k log(2)_hi``.
+    """
     s = f / (2.0 + f)
     z = s * s
     w = z * z
-    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
-    r = t2 + t1
-    return s * (hfsq + r) + k * _LN2_LO - hfsq + f + k * _LN2_HI
+    low = fma(w, fma(z, _LG4, _LG3), fma(z, _LG2, _LG1))
+    high = fma(w, _LG7, fma(z, _LG6, _LG5))
+    r = z * fma(w * w, high, low)
+    return fma(k, _LN2_HI, f + fma(s, r - f, k * _LN2_LO))
 
 
 @jit(MATH)
@@ -211,14 +215,12 @@ _MONE32 = _F32(-1.0)
 
 @jit(MATH)
 def _log1p_reduced32(k, f):
-    hfsq = _HALF32 * f * f
+    """:func:`_log1p_reduced64` for float32."""
     s = f / (_TWO32 + f)
     z = s * s
     w = z * z
-    t1 = w * (_LG2_32 + w * _LG4_32)
-    t2 = z * (_LG1_32 + w * _LG3_32)
-    r = t2 + t1
-    return s * (hfsq + r) + k * _LN2_LO32 - hfsq + f + k * _LN2_HI32
+    r = z * fma(w, fma(z, _LG4_32, _LG3_32), fma(z, _LG2_32, _LG1_32))
+    return fma(k, _LN2_HI32, f + fma(s, r - f, k * _LN2_LO32))
 
 
 @jit(MATH)
