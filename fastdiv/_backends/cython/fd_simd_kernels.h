@@ -61,24 +61,21 @@ FD_INLINE FD_C FD_NT(xent_term)(FD_C p, FD_C q)
  * rel_entr fast path: with r = p/q rounded and e = p - r q exact,
  * p log(p/q) = p log(r) + e up to second order in e/p (relative 2^-106), and
  * log(r) is relatively accurate near r = 1, so nearly equal p and q keep all
- * their digits. Valid (kl_fast_ok) for p > 0 with r a finite normal number,
- * and for the p == 0 <= q zeros, which it returns as 0.
+ * their digits. Valid for p > 0 with r a finite normal number, and for the
+ * p == 0 <= q zeros (0). Every other input (NaN, negatives, q == 0, a ratio
+ * that over- or underflows) gives -inf, a value no valid input gives: a
+ * mark for kl_exact, found by the block sum turning non-finite, so the loop
+ * carries no flag of its own.
  */
 FD_INLINE FD_C FD_NT(kl_fast)(FD_C p, FD_C q)
 {
     const FD_C r = p / q;
     const FD_C t = FD_FMA_C(p, FD_LOG_NORMAL(r), FD_RESID(p, r, q));
-    return ((p == 0) & (q >= 0)) ? (FD_C)0 : t;
+    const int fast = (p > 0) & (r >= FD_C_MIN) & (r <= FD_C_MAX) & FD_RESID_SAFE(r, q);
+    return fast ? t : (((p == 0) & (q >= 0)) ? (FD_C)0 : -FD_C_INF);
 }
 
-FD_INLINE int FD_NT(kl_fast_ok)(FD_C p, FD_C q)
-{
-    const FD_C r = p / q;
-    return ((p > 0) & (r >= FD_C_MIN) & (r <= FD_C_MAX) & FD_RESID_SAFE(r, q))
-           | ((p == 0) & (q >= 0));
-}
-
-/* rel_entr with every SciPy edge case; scalar, for blocks kl_fast_ok rejects. */
+/* rel_entr with every SciPy edge case; scalar, for blocks kl_fast marks. */
 static FD_TARGET FD_C FD_NT(kl_exact)(FD_C p, FD_C q)
 {
     if (p != p || q != q)
@@ -213,8 +210,9 @@ static FD_TARGET FD_C FD_NT(term_exact)(int op, FD_C p, FD_C q)
  * The term of reduction op for one element (0 where masked, keep == 0), for
  * the vector loops. full = 0 (the fast path) takes log without special-value
  * handling and clears *ok when the element needs more; full = 1 (entropy and
- * cross-entropy only) handles every value with selects. op, masked and full
- * are compile-time constants after inlining.
+ * cross-entropy only) handles every value with selects. KL leaves *ok alone:
+ * kl_fast marks such elements with -inf instead. op, masked and full are
+ * compile-time constants after inlining.
  */
 FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, const int full, FD_C x, FD_C y,
                                 unsigned char keep, FD_FLAG *ok)
@@ -231,8 +229,7 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, const int full, 
         t = (x == 0) ? (FD_C)0 : -(x * FD_LOG_NORMAL(y));
         *ok = (y >= FD_C_MIN) & (y <= FD_C_MAX);
     } else if (op == FD_OP_KL) {
-        t = FD_NT(kl_fast)(x, y);
-        *ok = FD_NT(kl_fast_ok)(x, y);
+        t = FD_NT(kl_fast)(x, y);   /* -inf marks an element for kl_exact */
     } else {
         t = FD_NT(js_fast)(x, y);
         *ok = FD_NT(js_fast_ok)(x, y);
@@ -251,7 +248,7 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, const int full, 
  * scaled divides p by sp and q by sq (the row sums; division, not a
  * reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
  * full = 0 is the fast path (see fast_term); the return value flags a kept
- * element that needs more. The loop only maps, in FD_C lanes, so float32
+ * element that needs more (KL: a -inf mark in tb instead). The loop only maps, in FD_C lanes, so float32
  * terms run at the full float width; the float64 sums are a second loop
  * over tb (block_sum), which stays in L1.
  */
@@ -337,6 +334,8 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
         double s, c;
         if (!FD_NT(block_map)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, tb)) {
             FD_NT(block_sum)(op, tb, m, &s, &c);
+            if (op == FD_OP_KL && !(s - s == 0))   /* a kl_fast mark (or an overflow) */
+                FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
         } else if (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY) {
             FD_NT(block_map)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, tb);
             FD_NT(block_sum)(op, tb, m, &s, &c);
@@ -412,10 +411,20 @@ static FD_TARGET void FD_NT(sums)(const void *p, const void *q, const unsigned c
  * redone element by element (term_exact). Each term depends on its element
  * only, so a row gets the same terms wherever it sits in a batch.
  */
+FD_INLINE int FD_NT(has_kl_marks)(const FD_C *tb, ptrdiff_t m)
+{
+    FD_FLAG marked = 0;
+    FD_PRAGMA_SIMD(reduction(| : marked))
+    for (ptrdiff_t i = 0; i < m; i++)
+        marked |= tb[i] == -FD_C_INF;
+    return marked != 0;
+}
+
 FD_INLINE void FD_NT(map_terms)(const int op, const int masked, const FD_T *pb, const FD_T *qb,
                                 const unsigned char *wb, ptrdiff_t m, FD_C *tb)
 {
-    if (FD_NT(block_map)(op, masked, 0, 1, pb, qb, wb, m, 1, 1, tb))
+    if (FD_NT(block_map)(op, masked, 0, 1, pb, qb, wb, m, 1, 1, tb)
+            || (op == FD_OP_KL && FD_NT(has_kl_marks)(tb, m)))
         for (ptrdiff_t i = 0; i < m; i++)
             tb[i] = (masked && !wb[i]) ? (FD_C)0 : FD_NT(term_exact)(op, (FD_C)pb[i], (FD_C)qb[i]);
 }
@@ -493,14 +502,10 @@ static FD_TARGET void FD_NT(rel_entr_map)(const void *p, const void *q, void *ou
     FD_C buf[FD_BLOCK];
     for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
-        FD_FLAG bad = 0;
-        FD_PRAGMA_SIMD(reduction(| : bad))
-        for (ptrdiff_t i = 0; i < m; i++) {
-            const FD_C x = (FD_C)pt[start + i], y = (FD_C)qt[start + i];
-            buf[i] = FD_NT(kl_fast)(x, y);
-            bad |= !FD_NT(kl_fast_ok)(x, y);
-        }
-        if (bad)
+        FD_PRAGMA_SIMD()
+        for (ptrdiff_t i = 0; i < m; i++)
+            buf[i] = FD_NT(kl_fast)((FD_C)pt[start + i], (FD_C)qt[start + i]);
+        if (FD_NT(has_kl_marks)(buf, m))
             for (ptrdiff_t i = 0; i < m; i++)
                 buf[i] = FD_NT(kl_exact)((FD_C)pt[start + i], (FD_C)qt[start + i]);
         FD_PRAGMA_SIMD()
