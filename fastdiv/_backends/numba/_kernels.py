@@ -67,11 +67,18 @@ _NEG_INF = -np.inf
 
 @jit(TERM)
 def _term(kind, x, y):
-    """The term of ``kind`` (inlined: ``kind`` is a constant of the caller)."""
-    if kind == ENTROPY or kind == ENTR:
+    """The term of ``kind`` (inlined: ``kind`` is a constant of the caller).
+
+    The reductions take the fast forms, which mark the elements they cannot
+    take (NaN for entropy and cross-entropy, ``-inf`` for KL and JS); a
+    block whose sum is then not finite goes through :func:`_fix_slow`.
+    """
+    if kind == ENTR:
         return _terms.entr(x)
+    if kind == ENTROPY:
+        return _terms.entr_fast(x)
     if kind == CROSS_ENTROPY:
-        return _terms.neg_xlogy(x, y)
+        return _terms.neg_xlogy_fast(x, y)
     if kind == JS:
         return _terms.js(x, y)
     return _terms.rel_entr_fast(x, y)
@@ -87,10 +94,16 @@ def _fill(kind, p, q, buffer):
 
 @jit(MATH)
 def _fix_slow(kind, p, q, buffer):
-    """Replace the ``-inf`` marks of the fast KL and JS terms by the slow forms."""
+    """Replace the marks of the fast terms (see :func:`_term`) by the full forms."""
     literally(kind)
     for j in range(p.size):
-        if buffer[j] == _NEG_INF:
+        if kind == ENTROPY:
+            if buffer[j] != buffer[j]:
+                buffer[j] = _terms.entr(p[j])
+        elif kind == CROSS_ENTROPY:
+            if buffer[j] != buffer[j]:
+                buffer[j] = _terms.neg_xlogy(p[j], q[j])
+        elif buffer[j] == _NEG_INF:
             if kind == JS:
                 buffer[j] = _terms.js_slow(p[j], q[j])
             else:
@@ -117,7 +130,7 @@ def _block(kind, p, q, mask, has_mask, buffer):
     size = p.size
     _fill(kind, p, q, buffer)
     value = _buffer_sum(buffer, mask, has_mask, size)
-    if (kind == KL or kind == JS) and not np.isfinite(value):
+    if not np.isfinite(value):
         _fix_slow(kind, p, q, buffer[:size])
         value = _buffer_sum(buffer, mask, has_mask, size)
     return value
@@ -272,7 +285,7 @@ def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
         lo = i * n
         m = mf[m0 + lo:m0 + lo + n] if has_mask else mf[:0]
         value = _buffer_sum(buffer[lo:lo + n], m, has_mask, n)
-        if (kind == KL or kind == JS) and not np.isfinite(value):
+        if not np.isfinite(value):
             _fix_slow(kind, p[lo:lo + n], q[lo:lo + n], buffer[lo:lo + n])
             value = _buffer_sum(buffer[lo:lo + n], m, has_mask, n)
         out[i] = _finish(kind, value)

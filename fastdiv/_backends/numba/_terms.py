@@ -79,6 +79,25 @@ def entr(x):
 
 
 @jit(TERM)
+def entr_fast(x):
+    """:func:`entr` for ``x`` zero or a positive normal number; NaN (a mark for
+    :func:`entr`) for every other input, so the hot loop skips the subnormal
+    scaling and the special-value selects."""
+    normal = (x >= tiny(x)) & (x <= huge(x))
+    term = -x * log_normal(x)
+    return term if normal else (like(x, 0.0) if x == 0 else like(x, _NAN))
+
+
+@jit(TERM)
+def neg_xlogy_fast(x, y):
+    """:func:`neg_xlogy` for ``y`` a positive normal number; NaN (a mark for
+    :func:`neg_xlogy`) for every other ``y``."""
+    term = like(x, 0.0) if x == 0 else -x * log_normal(y)
+    normal = (y >= tiny(y)) & (y <= huge(y))
+    return term if normal else like(x, _NAN)
+
+
+@jit(TERM)
 def neg_xlogy(x, y):
     """``-scipy.special.xlogy(x, y)``: 0 where ``x == 0`` unless ``y`` is NaN."""
     term = -x * log(y)
