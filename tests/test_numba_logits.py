@@ -320,3 +320,18 @@ def test_a_second_call_compiles_nothing(numba_logits, monkeypatch, name):
         monkeypatch.setattr(numba.core.dispatcher.Dispatcher, "_compile_for_args", counting)
         CALLS[name](z, t)
     assert compiles == []
+
+
+@pytest.mark.parametrize("kind", [_logits.BCE, _logits.BCE_LOGITS], ids=["probs", "logits"])
+def test_binary_cross_entropy_term_loops_compile_to_simd(kind):
+    """The per-element loops of both BCE kinds vectorise (a scalar loop ran ~7x slower).
+
+    Compiled afresh (no cache), so that its machine code can be read.
+    """
+    fill = numba.njit(error_model="numpy", fastmath={"contract"})(_logits._bce_fill.py_func)
+    a = np.random.default_rng(5).random(300)
+    fill(kind, a, a, a, False, np.empty_like(a))
+    asm = next(iter(fill.inspect_asm().values()))
+    packed = [line for line in asm.splitlines()
+              if "pd\t" in line and ("ymm" in line or "zmm" in line)]
+    assert any("vfmadd" in line for line in packed)

@@ -867,12 +867,6 @@ BCE_LOGITS = 1
 
 
 @jit(MATH)
-def _softplus(x):
-    """``log(1 + exp(x))`` as ``max(x, 0) + log1p(exp(-|x|))``; NaN stays NaN."""
-    return (x if not x <= 0.0 else 0.0) + log1p(exp(-abs(x)))
-
-
-@jit(MATH)
 def _bce_fill(kind, p, q, w, has_w, buffer):
     """Terms of one block in float64 (``p, q`` or ``z, t`` with weights ``w``)."""
     literally(kind)
@@ -884,10 +878,16 @@ def _bce_fill(kind, p, q, w, has_w, buffer):
             rest = 1.0 - a
             second = 0.0 if (rest == 0.0) & (b == b) else -rest * log1p(-b)
         else:
+            # softplus(-a) and softplus(a) share log1p(exp(-|a|)): one exp and one
+            # log1p per element (two of each would not inline, and the loop would
+            # not vectorise)
+            shared = log1p(exp(-abs(a)))  # NaN stays NaN
             positive = np.float64(w[j]) * b if has_w else b
             rest = 1.0 - b
-            first = 0.0 if (positive == 0.0) & (a == a) else positive * _softplus(-a)
-            second = 0.0 if (rest == 0.0) & (a == a) else rest * _softplus(a)
+            above = a if not a <= 0.0 else 0.0  # max(a, 0), NaN kept
+            below = -a if not a >= 0.0 else 0.0  # max(-a, 0), NaN kept
+            first = 0.0 if (positive == 0.0) & (a == a) else positive * (below + shared)
+            second = 0.0 if (rest == 0.0) & (a == a) else rest * (above + shared)
         buffer[j] = first + second
 
 
