@@ -9,7 +9,7 @@
  *   FD_NT(name)                         name with ISA and type suffix
  *   FD_C_F64                            1 when FD_C is double
  * Terms are always summed in double; KL terms with FD_C double carry per-lane
- * two-sum compensation (KL terms of near-identical rows cancel strongly).
+ * Fast2Sum compensation (KL terms of near-identical rows cancel strongly).
  * No include guard on purpose.
  */
 
@@ -275,7 +275,7 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
 /*
  * The float64 sum of tb[0:m] into (s, c). KL terms of near-identical rows
  * cancel strongly, so with a double compute type they are summed with
- * per-lane compensation (two-sum); the other terms have one sign (JS always,
+ * per-lane compensation (Fast2Sum); the other terms have one sign (JS always,
  * entropy and cross-entropy for probabilities) and use plain per-lane sums.
  */
 FD_INLINE void FD_NT(block_sum)(const int op, const FD_C *tb, ptrdiff_t m, double *s_out,
@@ -286,10 +286,13 @@ FD_INLINE void FD_NT(block_sum)(const int op, const FD_C *tb, ptrdiff_t m, doubl
     FD_PRAGMA_SIMD(reduction(+ : s, c))
     for (ptrdiff_t i = 0; i < m; i++) {
         const double t = (double)tb[i];
-        if (compensate) {   /* Knuth's two-sum, per lane: the rounding error of s + t, exactly */
+        if (compensate) {
+            /* Fast2Sum, per lane: the rounding error of s + t, exact whenever the
+             * exponent of s is at least t's (nearly always past a block's first
+             * terms) and within an ulp of s otherwise; half the cost of Knuth's
+             * branch-free two-sum, which keeps this loop off the add pipe's limit */
             const double sum = s + t;
-            const double bb = sum - s;
-            c += (s - (sum - bb)) + (t - bb);
+            c += t - (sum - s);
             s = sum;
         } else {
             s += t;
