@@ -29,6 +29,7 @@ pytest.importorskip("numba")
 
 import numba  # noqa: E402
 
+import fastdiv  # noqa: E402
 from fastdiv._backends import numba as nb  # noqa: E402
 from fastdiv._backends import reference as ref  # noqa: E402
 from fastdiv._backends.numba import _math, _options, _terms  # noqa: E402
@@ -437,3 +438,28 @@ def test_read_only_package_caches_in_the_user_directory(tmp_path):
     assert int(chunks) >= 2
     assert any(Path(cache_dir).glob("_kernels._chunks_per_row*.nbi"))
     assert not any((root / "fastdiv").rglob("*.nbi"))
+
+
+def test_narrow_to_float32_rounds_and_overflows_to_inf_silently():
+    import warnings
+
+    values = np.array([0.1, -1e300, 1e300, np.nan, 3.4028235e38, -0.0])
+    out = np.empty(values.size, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nb.narrow_to_float32(values, out)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out, values.astype(np.float32))
+    assert np.signbit(out[-1])
+
+
+def test_float32_results_beyond_range_are_inf_without_warnings(restore_config):
+    import warnings
+
+    fastdiv.set_backend("numba")
+    p = np.array([[3e38, 3e38], [0.5, 0.5]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fastdiv.entropy(p)
+    assert result.dtype == np.float32
+    assert result[0] == -np.inf and np.isclose(result[1], np.log(2))

@@ -48,7 +48,9 @@ def _flat(rows_view: np.ndarray):
     stride = rows_view.strides[0] if rows > 1 else 0
     # Fast paths (as_strided costs microseconds): C-contiguous rows, one broadcast row.
     if stride == n * itemsize and rows_view.flags.c_contiguous:
-        return _read_only(rows_view.reshape(-1)), 0, n
+        flat = rows_view.ravel()  # a new view object (2-D in): its flag is ours to set
+        flat.setflags(write=False)
+        return flat, 0, n
     if stride == 0 and (n == 1 or rows_view.strides[1] == itemsize):
         return _read_only(rows_view[0]), 0, 0
     if stride % itemsize or rows_view.ctypes.data % itemsize:
@@ -68,7 +70,7 @@ def _read_only(view: np.ndarray) -> np.ndarray:
     """``view`` marked read-only: one compiled signature serves every input."""
     if view.flags.writeable:
         view = view.view()
-        view.flags.writeable = False
+        view.setflags(write=False)
     return view
 
 
@@ -84,9 +86,9 @@ def _reduce(kernel, p, q, where, normalize, out, num_threads):
         mf, m0, ms, has_mask = _NO_MASK, 0, 0, False
     else:
         (mf, m0, ms), has_mask = _flat(where), True
-    threads = _threads(num_threads)
     args = (pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, bool(normalize), rows, n, out)
-    if threads == 1 or rows * n < _options.SERIAL_BELOW:
+    threads = 1 if rows * n < _options.SERIAL_BELOW else _threads(num_threads)
+    if threads == 1:
         kernel(*args, 1)
         return
     with _options.launch_guard():
@@ -107,6 +109,22 @@ def _elementwise(kernel, p, q, out, num_threads):
     with _options.launch_guard():
         numba.set_num_threads(threads)
         kernel(*args, threads)
+
+
+def narrow_to_float32(values, out):
+    """``out[:] = values`` from float64 to float32 (1-D, one length); beyond float32's
+    range gives ``inf`` without NumPy's overflow warning (see ``fastdiv._backends``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdiv._backends import numba as nb
+    >>> out = np.empty(2, dtype=np.float32)
+    >>> nb.narrow_to_float32(np.array([0.5, 1e300]), out)
+    >>> out
+    array([0.5, inf], dtype=float32)
+    """
+    _kernels.narrow(values, out)
 
 
 def entropy(p, where, normalize, out, num_threads):

@@ -281,14 +281,30 @@ def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
     literally(kind)
     buffer = np.empty(rows * n, p.dtype)
     _fill(kind, p, q, buffer)
+    _row_sums(buffer, mf, m0, has_mask, rows, n, out)
     for i in range(rows):
-        lo = i * n
-        m = mf[m0 + lo:m0 + lo + n] if has_mask else mf[:0]
-        value = _buffer_sum(buffer[lo:lo + n], m, has_mask, n)
-        if not np.isfinite(value):
+        value = out[i]
+        if not np.isfinite(value):  # a mark of the fast terms (or a true inf / NaN)
+            lo = i * n
+            m = mf[m0 + lo:m0 + lo + n] if has_mask else mf[:0]
             _fix_slow(kind, p[lo:lo + n], q[lo:lo + n], buffer[lo:lo + n])
             value = _buffer_sum(buffer[lo:lo + n], m, has_mask, n)
         out[i] = _finish(kind, value)
+
+
+@jit(SUM)
+def _row_sums(buffer, mf, m0, has_mask, rows, n, out):
+    """``out[i]`` = float64 sum of ``buffer[i * n:(i + 1) * n]`` (kept elements)."""
+    for i in range(rows):
+        total = 0.0
+        lo = i * n
+        if has_mask:
+            for j in range(lo, lo + n):
+                total += np.float64(buffer[j]) if mf[m0 + j] != 0 else 0.0
+        else:
+            for j in range(lo, lo + n):
+                total += np.float64(buffer[j])
+        out[i] = total
 
 
 @jit(MATH)
@@ -452,3 +468,10 @@ def rel_entr(pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
 @jit(SUM)
 def entr(pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
     _elementwise(ENTR, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads)
+
+
+@jit(MATH)
+def narrow(values, out):
+    """``out[:] = values`` rounded to ``out``'s float type (overflow gives inf, silently)."""
+    for j in range(values.size):
+        out[j] = values[j]
