@@ -282,17 +282,18 @@ def prepare_reduction(
         plain = _plain_rows(inputs)
         if plain is not None:  # the common case, ~5 us cheaper for small inputs
             operands, shape = plain
+            # positional, in field order: a third of a microsecond cheaper than keywords
             return ReductionJob(
-                backend=_config.backend_module(),
-                operands=operands,
-                where=None,
-                acc=np.empty(len(operands[0]), dtype=np.float64),
-                num_threads=_config.get_num_threads(),
-                result_shape=shape[:-1],
-                result_dtype=operands[0].dtype,
-                base=_check_base(base),
-                out=None,
-                normalize=bool(normalize),
+                _config.backend_module(),               # backend
+                operands,                               # operands
+                None,                                   # where
+                np.empty(len(operands[0]), np.float64),  # acc
+                _config.get_num_threads(),              # num_threads
+                shape[:-1],                             # result_shape
+                operands[0].dtype,                      # result_dtype
+                _check_base(base),                      # base
+                None,                                   # out
+                bool(normalize),                        # normalize
             )
     arrays = [_as_array(a, name) for a, name in zip(inputs, names)]
     dtype = compute_dtype(arrays, inputs)
