@@ -373,7 +373,9 @@ cdef object _reduce(int op, object p, object q, object where, bint normalize, ob
     job.mode = NULL
     job.scale = NULL
     job.q.data = NULL
+    job.q.row_stride = 0
     job.w.data = NULL
+    job.w.row_stride = 0
     _rows_of(p, &pv, &job.p, False)
     try:
         kernels = _kernels_for(&pv, normalize)

@@ -120,6 +120,19 @@ static inline double fd_row_result(int op, double total, double compensation)
     return total;
 }
 
+/* Rows first .. first + count - 1 of src (row stride `stride` bytes, rows of
+ * row_bytes) as one contiguous run: in place when the rows are contiguous,
+ * else copied into buf. */
+static inline const void *fd_rows_run(const char *src, ptrdiff_t stride, size_t row_bytes,
+                                      ptrdiff_t first, ptrdiff_t count, void *buf)
+{
+    if (stride == (ptrdiff_t)row_bytes)
+        return src + first * stride;
+    for (ptrdiff_t j = 0; j < count; j++)
+        memcpy((char *)buf + j * row_bytes, src + (first + j) * stride, row_bytes);
+    return buf;
+}
+
 #define FD_CAT2(a, b) a##_##b
 #define FD_CAT(a, b) FD_CAT2(a, b)
 #define FD_N(name) FD_CAT(name, FD_ISA)

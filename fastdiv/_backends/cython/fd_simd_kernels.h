@@ -434,10 +434,10 @@ FD_INLINE void FD_NT(map_terms)(const int op, const int masked, const FD_T *pb, 
 
 /*
  * Rows of n <= FD_SHORT_N elements. Calling the row kernel once per row costs
- * more than a short row's work and leaves most SIMD lanes idle, so rows are
- * copied in groups into one contiguous block, their terms computed in one
- * vector loop (map_terms), and each row's terms summed in order with Neumaier
- * compensation.
+ * more than a short row's work and leaves most SIMD lanes idle, so the terms
+ * of a group of rows are computed in one vector loop (map_terms) over one
+ * contiguous run (the rows themselves when contiguous, else copies), and each
+ * row's terms summed in order with Neumaier compensation.
  */
 FD_INLINE void FD_NT(short_rows_body)(const int op, const int masked, const char *p,
                                       ptrdiff_t ps, const char *q, ptrdiff_t qs,
@@ -451,14 +451,14 @@ FD_INLINE void FD_NT(short_rows_body)(const int op, const int masked, const char
     const size_t row_bytes = (size_t)n * sizeof(FD_T);
     for (ptrdiff_t first = 0; first < rows; first += per_group) {
         const ptrdiff_t count = (rows - first < per_group) ? rows - first : per_group;
-        for (ptrdiff_t j = 0; j < count; j++) {
-            memcpy(pb + j * n, p + (first + j) * ps, row_bytes);
-            if (op != FD_OP_ENTROPY)
-                memcpy(qb + j * n, q + (first + j) * qs, row_bytes);
-            if (masked)
-                memcpy(wb + j * n, w + (first + j) * ws, (size_t)n);
-        }
-        FD_NT(map_terms)(op, masked, pb, (op == FD_OP_ENTROPY) ? pb : qb, wb, count * n, tb);
+        const FD_T *pg = (const FD_T *)fd_rows_run(p, ps, row_bytes, first, count, pb);
+        const FD_T *qg = (op == FD_OP_ENTROPY)
+                             ? pg : (const FD_T *)fd_rows_run(q, qs, row_bytes, first, count, qb);
+        const unsigned char *wg =
+            masked ? (const unsigned char *)fd_rows_run((const char *)w, ws, (size_t)n, first,
+                                                        count, wb)
+                   : 0;
+        FD_NT(map_terms)(op, masked, pg, qg, wg, count * n, tb);
         for (ptrdiff_t j = 0; j < count; j++) {
             double s = 0.0, c = 0.0;
             for (ptrdiff_t k = 0; k < n; k++)
