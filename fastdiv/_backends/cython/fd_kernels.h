@@ -108,6 +108,17 @@ static inline void fd_neumaier_add(double *s, double *c, double x)
     *s = t;
 }
 
+/* Knuth's two-sum step: (s, c) += x with the rounding error of s + x exactly
+ * in c. Branch-free, unlike fd_neumaier_add, whose magnitude test GCC may
+ * compile to a branch that random data mispredicts: for hot scalar loops. */
+static inline void fd_two_sum_add(double *s, double *c, double x)
+{
+    const double sum = *s + x;
+    const double bb = sum - *s;
+    *c += (*s - (sum - bb)) + (x - bb);
+    *s = sum;
+}
+
 /* A row's result from its Neumaier pair (sum, compensation). An infinite sum
  * makes the compensation NaN (inf - inf), so it is then left out; JS is
  * clipped below at 0 (rounding only: NaN fails the test and stays). */

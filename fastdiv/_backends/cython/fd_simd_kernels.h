@@ -437,7 +437,7 @@ FD_INLINE void FD_NT(map_terms)(const int op, const int masked, const FD_T *pb, 
  * more than a short row's work and leaves most SIMD lanes idle, so the terms
  * of a group of rows are computed in one vector loop (map_terms) over one
  * contiguous run (the rows themselves when contiguous, else copies), and each
- * row's terms summed in order with Neumaier compensation.
+ * row's terms summed in order with two-sum compensation.
  */
 FD_INLINE void FD_NT(short_rows_body)(const int op, const int masked, const char *p,
                                       ptrdiff_t ps, const char *q, ptrdiff_t qs,
@@ -462,7 +462,7 @@ FD_INLINE void FD_NT(short_rows_body)(const int op, const int masked, const char
         for (ptrdiff_t j = 0; j < count; j++) {
             double s = 0.0, c = 0.0;
             for (ptrdiff_t k = 0; k < n; k++)
-                fd_neumaier_add(&s, &c, (double)tb[j * n + k]);
+                fd_two_sum_add(&s, &c, (double)tb[j * n + k]);
             out[first + j] = fd_row_result(op, s, c);
         }
     }
