@@ -32,7 +32,6 @@ from fastdiv._backends.numba._math import (
     log1p,
     log_normal,
     log_positive,
-    log_sum,
     tiny,
 )
 from fastdiv._backends.numba._options import TERM
@@ -105,12 +104,19 @@ def neg_xlogy(x, y):
 
 
 @jit(TERM)
-def _log_ratio_to_mean(s, ratio):
-    """``log(x / m)`` from ``s = (x - m) / m`` (accurate near 1) or ``ratio = x / m``."""
-    near = s >= like(s, -0.5)
-    u = like(s, 1.0) + s
-    c = s - (u - like(s, 1.0))  # the rounding error of 1 + s
-    return log_sum(u if near else ratio, c if near else like(s, 0.0))
+def _js_half(a, s, lo):
+    """``a log(2a / S) / 2`` for ``a >= 0`` and ``S = s + lo`` exactly (``lo`` the
+    rounding error of the sum ``s``).
+
+    With ``r = 2a / s`` and ``e = 2a - r s`` (exact through one FMA),
+    ``a log(2a / S) = a log(r) + (e - r lo) / 2`` to second order, and ``log(r)``
+    is relatively accurate near ``r = 1``. Needs ``r`` normal and ``2a`` finite.
+    """
+    h = half(a)
+    a2 = a + a
+    r = a2 / s
+    term = h * fma(a, log_normal(r), h * (fma(-r, s, a2) - r * lo))
+    return like(a, 0.0) if a == 0 else term
 
 
 @jit(TERM)
@@ -129,37 +135,28 @@ def _js_series(u):
 def js(x, y):
     """Half of ``rel_entr(x, m) + rel_entr(y, m)``, ``m = (x + y) / 2``, as ``reference.js_terms``.
 
-    With ``t = (x - y) / (x + y)``, ``x / m = 1 + t`` and ``y / m = 1 - t``:
-    ``log1p(+-t)`` while ``1 +- t >= 0.5``, else ``log(x / m)`` straight (no
-    cancellation); for ``|t| < 1/4``, where those two terms cancel, the series
-    of :func:`_js_series`. Returns ``-inf`` (a mark for :func:`js_slow`) where
-    ``x / m`` or ``y / m`` or ``x + y`` is below the smallest normal number.
+    Far from ``x == y``: the two halves of :func:`_js_half` over the sum
+    ``x + y`` split into its rounded value and rounding error (two-sum). Near
+    it (``|t| < 1/4``, ``t = (x - y) / (x + y)``), where those halves cancel
+    down to ``m t**2``: the series of :func:`_js_series`, every term positive.
+    Returns ``-inf`` (a mark for :func:`js_slow`) where the fast forms do not
+    hold: ``x + y`` beyond half the largest number or subnormal, or a ratio
+    ``2x / (x + y)`` below the smallest normal number.
     """
     h = half(x)
-    zero = like(x, 0.0)
     total = x + y
-    overflow = total - total != 0  # inf (or NaN): halve first so the sum stays finite
-    diff = x * h - y * h if overflow else x - y
-    total = x * h + y * h if overflow else total
-    scale = like(x, 1.0) if overflow else like(x, 2.0)  # m == total / scale
-    inverse = like(x, 1.0) / total
-    t = diff * inverse
-    x_ratio = scale * x * inverse
-    y_ratio = scale * y * inverse
-    x_term = zero if x == 0 else x * _log_ratio_to_mean(t, x_ratio)
-    y_term = zero if y == 0 else y * _log_ratio_to_mean(-t, y_ratio)
-    far = h * (x_term + y_term)
-    # Near p == q the two terms (each ~ m t) cancel down to m t**2: use the series
-    # m * sum_k t**(2k) / (k (2k - 1)) instead, every term positive.
-    m = total if overflow else total * h
-    near = h * m * _js_series(t * t)
-    # Slow: a ratio underflows, or the total is subnormal (its inverse overflows).
-    slow = ((x > 0) & (x_ratio < tiny(x))) | ((y > 0) & (y_ratio < tiny(y)))
-    slow = slow | ((total > 0) & (total < tiny(x)))
+    back = total - x
+    lo = (x - (total - back)) + (y - back)  # total + lo == x + y exactly
+    far = _js_half(x, total, lo) + _js_half(y, total, lo)
+    t = (x - y) / total
+    near = h * h * total * _js_series(t * t)
+    value = near if abs(t) < like(x, 0.25) else far
+    fast = (total <= h * huge(x)) & ((total == 0) | (total >= tiny(x)))
+    fast = fast & ((x == 0) | ((x + x) / total >= tiny(x)))
+    fast = fast & ((y == 0) | ((y + y) / total >= tiny(y)))
+    value = value if fast else like(x, -_INF)
     nan = (x != x) | (y != y)
     special = like(x, _NAN) if nan else like(x, _INF)
-    value = near if abs(t) < like(x, 0.25) else far
-    value = like(x, -_INF) if slow else value
     return special if nan | (x < 0) | (y < 0) else value
 
 
