@@ -241,16 +241,15 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, const int full, 
     return t;
 }
 
-
 /*
  * The terms of one block of m elements into tb (0 where masked). op, masked,
  * scaled and full are compile-time constants after inlining.
  * scaled divides p by sp and q by sq (the row sums; division, not a
  * reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
  * full = 0 is the fast path (see fast_term); the return value flags a kept
- * element that needs more (KL: a -inf mark in tb instead). The loop only maps, in FD_C lanes, so float32
- * terms run at the full float width; the float64 sums are a second loop
- * over tb (block_sum), which stays in L1.
+ * element that needs more (KL: a -inf mark in tb instead). The loop only
+ * maps, in FD_C lanes, so float32 terms run at the full float width; the
+ * float64 sums are a second loop over tb (block_sum), which stays in L1.
  */
 FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int scaled,
                                    const int full, const FD_T *pb, const FD_T *qb,
@@ -408,12 +407,7 @@ static FD_TARGET void FD_NT(sums)(const void *p, const void *q, const unsigned c
 
 /* --------------------------------------------------------------- short rows */
 
-/*
- * Terms of m elements into tb (0 where masked), at full SIMD width across row
- * boundaries; a block with an element the fast KL / JS forms cannot take is
- * redone element by element (term_exact). Each term depends on its element
- * only, so a row gets the same terms wherever it sits in a batch.
- */
+/* Whether tb[0:m] holds a kl_fast mark (-inf). */
 FD_INLINE int FD_NT(has_kl_marks)(const FD_C *tb, ptrdiff_t m)
 {
     FD_FLAG marked = 0;
@@ -423,6 +417,12 @@ FD_INLINE int FD_NT(has_kl_marks)(const FD_C *tb, ptrdiff_t m)
     return marked != 0;
 }
 
+/*
+ * Terms of m elements into tb (0 where masked), at full SIMD width across row
+ * boundaries; a block with an element the fast KL / JS forms cannot take is
+ * redone element by element (term_exact). Each term depends on its element
+ * only, so a row gets the same terms wherever it sits in a batch.
+ */
 FD_INLINE void FD_NT(map_terms)(const int op, const int masked, const FD_T *pb, const FD_T *qb,
                                 const unsigned char *wb, ptrdiff_t m, FD_C *tb)
 {
