@@ -6,9 +6,11 @@ kernels sum terms in float64. Branches are conditional expressions on
 comparisons combined with ``&``/``|`` (never ``and``/``or`` or if-chains),
 which LLVM turns into selects, so loops over these functions vectorise.
 
-``rel_entr_fast`` covers every input except a positive pair whose ratio
-``p / q`` over- or underflows; it marks those with ``-inf`` (a value no other
-input gives) and the caller replaces them with ``rel_entr_slow``.
+The reductions use fast forms that skip rare cases and mark them: ``rel_entr_fast``
+and ``js`` with ``-inf`` (a value no valid input gives; the caller replaces them
+with ``rel_entr_slow`` / ``js_slow``), ``entr_fast`` and ``neg_xlogy_fast`` with
+NaN (the caller recomputes those with ``entr`` / ``neg_xlogy``). A block whose
+sum is not finite is where the caller looks.
 
 Examples
 --------
