@@ -329,3 +329,23 @@ def test_normalize_is_exact_where_scipy_is(backend, dtype):
             assert (func(w, w.copy(), normalize=True) == 0).all()
             assert (func(single, single * 3, normalize=True) == 0).all()
             assert (func(one_hot, one_hot * 2, normalize=True) == 0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_narrow_to_float32_rounds_and_overflows_to_inf_silently(backend):
+    """The optional kernel that rounds float64 results to float32 (see fastdiv._backends)."""
+    import warnings
+
+    from fastdiv._backends import load
+
+    narrow = getattr(load(backend), "narrow_to_float32", None)
+    if narrow is None:
+        pytest.skip(f"{backend} has no narrow_to_float32")
+    values = np.array([0.1, -1e300, 1e300, np.nan, 3.4028235e38, -0.0])
+    out = np.empty(values.size, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        narrow(values, out)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out, values.astype(np.float32))
+    assert np.signbit(out[-1])

@@ -355,22 +355,13 @@ def test_near_identical_kl_keeps_its_digits_in_short_rows():
         assert abs(got[row] - float(exact)) <= 1e-12 * abs(float(exact))
 
 
-def test_narrow_to_float32_rounds_and_overflows_to_inf_silently():
-    import warnings
-
-    values = np.array([0.1, -1e300, 1e300, np.nan, 3.4028235e38, -0.0])
-    out = np.empty(values.size, dtype=np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        kernels.narrow_to_float32(values, out)
-    with np.errstate(over="ignore"):
-        expected = values.astype(np.float32)
-    np.testing.assert_array_equal(out, expected)
-    assert np.signbit(out[-1])
+def test_narrow_to_float32_rejects_what_it_cannot_read():
+    """The rounding itself is checked for every backend in test_conformance.py."""
+    values = np.zeros(4)
     with pytest.raises(ValueError, match="contiguous 1-D"):
         kernels.narrow_to_float32(values, np.empty(3, dtype=np.float32))
     with pytest.raises(ValueError, match="contiguous 1-D"):
-        kernels.narrow_to_float32(np.zeros(values.size, dtype=np.float32), out)
+        kernels.narrow_to_float32(np.zeros(4, dtype=np.float32), np.empty(4, dtype=np.float32))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
