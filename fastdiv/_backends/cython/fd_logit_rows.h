@@ -359,10 +359,18 @@ FD_INLINE void FDL_NT(ce_sums)(const int masked, const int probs, const int smoo
                                double *tail_out, double *qz_out, double *qsum_out)
 {
     double head = 0.0, tail = 0.0, qz = 0.0, qsum = 0.0, qcomp = 0.0;
+#if !FDL_T_IS_DOUBLE
+    const float mf = (float)m;              /* a float32 logit: exact */
+#endif
     FD_PRAGMA_SIMD(reduction(+ : head, tail, qz, qsum, qcomp))
     for (ptrdiff_t i = 0; i < n; i++) {
         const double x = (double)z[i];
+#if FDL_T_IS_DOUBLE
         const double e = FDL_EXP(x - m);
+#else
+        /* float32: the exp in float lanes, as in block_sums */
+        const double e = (double)FD_N(fdl_expf_nonpos)(z[i] - mf);
+#endif
         const int keep = masked ? w[i] != 0 : 1;
         const int at_max = x == m;
         if (store)
