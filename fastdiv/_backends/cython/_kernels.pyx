@@ -219,17 +219,12 @@ cdef struct ReduceJob:
     double *scale             # 2 per row, likewise
 
 
-cdef inline double _finish(int op, double total, double compensation) noexcept nogil:
-    """The row result from its Neumaier pair (fd_row_result)."""
-    return fd_row_result(op, total, compensation)
-
-
 cdef inline void _scales(const double *sums, bint has_q, int *mode,
                          double *sp, double *sq) noexcept nogil:
     """Normalize divides each row by its (masked) sums."""
     mode[0] = FD_SCALE_DIVIDE
-    sp[0] = _finish(FD_OP_KL, sums[0], sums[1])
-    sq[0] = _finish(FD_OP_KL, sums[2], sums[3]) if has_q else 1.0
+    sp[0] = fd_row_result(FD_OP_KL, sums[0], sums[1])
+    sq[0] = fd_row_result(FD_OP_KL, sums[2], sums[3]) if has_q else 1.0
 
 
 cdef inline void _unit_bounds(const ReduceJob *job, Py_ssize_t unit, Py_ssize_t *row,
@@ -275,7 +270,7 @@ cdef void _reduce_unit(const ReduceJob *job, Py_ssize_t unit, int phase) noexcep
         sq = job.scale[2 * row + 1]
     job.reduce(p, q if q != NULL else p, w, length, mode, sp, sq, acc)
     if phase == 0:
-        job.out[row] = _finish(job.op, acc[0], acc[1])
+        job.out[row] = fd_row_result(job.op, acc[0], acc[1])
     else:
         job.partial[4 * unit] = acc[0]
         job.partial[4 * unit + 1] = acc[1]
@@ -343,7 +338,7 @@ cdef void _run_reduction(ReduceJob *job, int threads) noexcept nogil:
     for row in range(rows):
         total[0] = total[1] = total[2] = total[3] = 0.0
         _combine(&job.partial[4 * job.chunks * row], job.chunks, total)
-        job.out[row] = _finish(job.op, total[0], total[1])
+        job.out[row] = fd_row_result(job.op, total[0], total[1])
 
 
 cdef Py_ssize_t _chunks_per_row(Py_ssize_t rows, Py_ssize_t n) noexcept nogil:

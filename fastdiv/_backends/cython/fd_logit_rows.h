@@ -394,6 +394,24 @@ FD_INLINE void FDL_NT(ce_sums)(const int masked, const int probs, const int smoo
     *qsum_out = (qsum - qsum == 0.0) ? qsum + qcomp : qsum;
 }
 
+/* ce_sums with its probs / smooth variant chosen (each its own compiled loop). */
+FD_INLINE void FDL_NT(ce_sums_for)(const int masked, const int probs, int smooth,
+                                   const int store, const FDL_T *z, const FDL_T *p,
+                                   const unsigned char *w, ptrdiff_t n, double m,
+                                   double keep_p, double uniform, ptrdiff_t target, double *ebuf,
+                                   double *head, double *tail, double *qz, double *qsum)
+{
+    if (probs)
+        FDL_NT(ce_sums)(masked, 1, 0, store, z, p, w, n, m, keep_p, uniform, -1, ebuf, head,
+                        tail, qz, qsum);
+    else if (smooth)
+        FDL_NT(ce_sums)(masked, 0, 1, store, z, p, w, n, m, keep_p, uniform, target, ebuf, head,
+                        tail, qz, qsum);
+    else
+        FDL_NT(ce_sums)(masked, 0, 0, store, z, p, w, n, m, keep_p, uniform, target, ebuf, head,
+                        tail, qz, qsum);
+}
+
 /* grad = qsum * e / total - q on kept elements (q from p for probs, else uniform), 0 on
  * masked ones; in the reference's order of operations for probs (qsum may be large). */
 FD_INLINE void FDL_NT(ce_grad)(const int masked, const int probs, const FDL_T *p,
@@ -437,27 +455,12 @@ FD_INLINE void FDL_NT(sce_body)(const int masked, const int probs, const FDL_T *
     }
     const double uniform = eps / kept, keep_p = 1.0 - eps;
     const int smooth = eps != 0;
-    if (grad) {
-        if (probs)
-            FDL_NT(ce_sums)(masked, 1, 0, 1, z, p, w, n, m, keep_p, uniform, -1, ebuf, &head,
-                            &tail, &qz, &qsum);
-        else if (smooth)
-            FDL_NT(ce_sums)(masked, 0, 1, 1, z, p, w, n, m, keep_p, uniform, target, ebuf,
-                            &head, &tail, &qz, &qsum);
-        else
-            FDL_NT(ce_sums)(masked, 0, 0, 1, z, p, w, n, m, keep_p, uniform, target, ebuf,
-                            &head, &tail, &qz, &qsum);
-    } else {
-        if (probs)
-            FDL_NT(ce_sums)(masked, 1, 0, 0, z, p, w, n, m, keep_p, uniform, -1, ebuf, &head,
-                            &tail, &qz, &qsum);
-        else if (smooth)
-            FDL_NT(ce_sums)(masked, 0, 1, 0, z, p, w, n, m, keep_p, uniform, target, ebuf,
-                            &head, &tail, &qz, &qsum);
-        else
-            FDL_NT(ce_sums)(masked, 0, 0, 0, z, p, w, n, m, keep_p, uniform, target, ebuf,
-                            &head, &tail, &qz, &qsum);
-    }
+    if (grad)
+        FDL_NT(ce_sums_for)(masked, probs, smooth, 1, z, p, w, n, m, keep_p, uniform, target,
+                            ebuf, &head, &tail, &qz, &qsum);
+    else
+        FDL_NT(ce_sums_for)(masked, probs, smooth, 0, z, p, w, n, m, keep_p, uniform, target,
+                            ebuf, &head, &tail, &qz, &qsum);
     const double log_sum = fdl_log_sum(head, tail);
     double q_target = 0.0;
     if (probs) {

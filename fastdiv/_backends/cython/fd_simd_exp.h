@@ -22,51 +22,52 @@
  */
 
 /*
- * exp(x) for x already clamped to [-1100, 1100] (or NaN). short_poly (a
+ * exp(r) for x = k ln2 + r, with *kb_out = k + 2048, for x already clamped to
+ * [-1100, 1100] (or NaN); the callers scale by 2^k. short_poly (a
  * compile-time constant) selects the degree-6 fit, relative error 2^-38, for
  * the float32 kernels, which compute in double and round once to float
  * (2^-24), so the shorter polynomial changes no float32 result beyond that
  * rounding. Both polynomials are evaluated in Estrin's scheme: the loop is
  * bound by the latency of one long Horner chain otherwise.
  */
-FD_INLINE double FD_N(fdl_exp_core)(double x, const int short_poly)
+FD_INLINE double FD_N(fdl_exp_reduced)(double x, const int short_poly, uint64_t *kb_out)
 {
     const double shifter = 0x1.8p52 + 2048.0;    /* bits: 0x4338... + 2048 + k */
     const double kd_shifted = FDL_FMA(x, 0x1.71547652b82fep0, shifter);
-    const uint64_t kb = fd_bits_d(kd_shifted) - 0x4338000000000000ULL;   /* k + 2048 > 0 */
+    *kb_out = fd_bits_d(kd_shifted) - 0x4338000000000000ULL;   /* k + 2048 > 0 */
     const double k = kd_shifted - shifter;
     const double hi = FDL_FMA(-k, 0x1.62e42fefa0000p-1, x);
     const double r = FDL_FMA(-k, 0x1.cf79abc9e3b3ap-40, hi);
     const double r2 = r * r, r4 = r2 * r2;
-    double p;
     if (short_poly) {
         const double a0 = FDL_FMA(r, 0x1.555555675a7dfp-3, 0.5);
         const double a1 = FDL_FMA(r, 0x1.1110c61e50f27p-7, 0x1.5555555c8a024p-5);
         const double a2 = FDL_FMA(r, 0x1.a151a41f36204p-13, 0x1.6c16857b3af8ep-10);
         const double b0 = FDL_FMA(r2, a1, a0);
         const double b1 = FDL_FMA(r2, 0x1.a11341e452c9dp-16, a2);
-        p = FDL_FMA(r4, b1, b0);
-    } else {
-        const double a0 = FDL_FMA(r, 0x1.5555555555557p-3, 0.5);
-        const double a1 = FDL_FMA(r, 0x1.11111111100d3p-7, 0x1.5555555555556p-5);
-        const double a2 = FDL_FMA(r, 0x1.a01a01abeccc3p-13, 0x1.6c16c16c162cfp-10);
-        const double a3 = FDL_FMA(r, 0x1.71de02225a2f3p-19, 0x1.a01a01a6db488p-16);
-        const double a4 = FDL_FMA(r, 0x1.af4e092e1705bp-26, 0x1.27e4db5bb725ap-22);
-        const double b0 = FDL_FMA(r2, a1, a0);
-        const double b1 = FDL_FMA(r2, a3, a2);
-        const double b2 = FDL_FMA(r2, 0x1.1f7315649f2d7p-29, a4);
-        const double c0 = FDL_FMA(r4, b1, b0);
-        p = FDL_FMA(r4 * r4, b2, c0);
+        return 1.0 + FDL_FMA(r2, FDL_FMA(r4, b1, b0), r);
     }
-    double y;
-    if (short_poly) {
-        y = 1.0 + FDL_FMA(r2, p, r);
-    } else {
-        /* 1 + r + r^2 p with the rounding error of 1 + r carried along (Fast2Sum):
-         * only the last addition rounds at the scale of the result */
-        const double s = 1.0 + r;
-        y = s + FDL_FMA(r2, p, (1.0 - s) + r);
-    }
+    const double a0 = FDL_FMA(r, 0x1.5555555555557p-3, 0.5);
+    const double a1 = FDL_FMA(r, 0x1.11111111100d3p-7, 0x1.5555555555556p-5);
+    const double a2 = FDL_FMA(r, 0x1.a01a01abeccc3p-13, 0x1.6c16c16c162cfp-10);
+    const double a3 = FDL_FMA(r, 0x1.71de02225a2f3p-19, 0x1.a01a01a6db488p-16);
+    const double a4 = FDL_FMA(r, 0x1.af4e092e1705bp-26, 0x1.27e4db5bb725ap-22);
+    const double b0 = FDL_FMA(r2, a1, a0);
+    const double b1 = FDL_FMA(r2, a3, a2);
+    const double b2 = FDL_FMA(r2, 0x1.1f7315649f2d7p-29, a4);
+    const double p = FDL_FMA(r4 * r4, b2, FDL_FMA(r4, b1, b0));
+    /* 1 + r + r^2 p with the rounding error of 1 + r carried along (Fast2Sum):
+     * only the last addition rounds at the scale of the result */
+    const double s = 1.0 + r;
+    return s + FDL_FMA(r2, p, (1.0 - s) + r);
+}
+
+/* exp(x) for x already clamped to [-1100, 1100] (or NaN): exp(r) times 2^k
+ * as two normal factors, so overflow, underflow and subnormals round once. */
+FD_INLINE double FD_N(fdl_exp_core)(double x, const int short_poly)
+{
+    uint64_t kb;
+    const double y = FD_N(fdl_exp_reduced)(x, short_poly, &kb);
     /* 2^k1 and 2^k2 as bit patterns: k1 + 1023 = (kb >> 1) - 1, k2 + 1023 = kb - (kb >> 1) - 1 */
     const uint64_t half = kb >> 1;
     const double s1 = fd_from_bits_d((half - 1) << 52);
@@ -99,26 +100,10 @@ FD_INLINE double FD_N(fdl_exp_nonpos_d)(double x)
  */
 FD_INLINE double FD_N(fdl_exp_kernel_d)(double x)
 {
-    const double shifter = 0x1.8p52 + 2048.0;
     const int flush = x < -707.5;
-    x = flush ? 0.0 : x;                          /* keeps the bit arithmetic in range */
-    const double kd_shifted = FDL_FMA(x, 0x1.71547652b82fep0, shifter);
-    const uint64_t kb = fd_bits_d(kd_shifted) - 0x4338000000000000ULL;   /* k + 2048 */
-    const double k = kd_shifted - shifter;
-    const double hi = FDL_FMA(-k, 0x1.62e42fefa0000p-1, x);
-    const double r = FDL_FMA(-k, 0x1.cf79abc9e3b3ap-40, hi);
-    const double r2 = r * r, r4 = r2 * r2;
-    const double a0 = FDL_FMA(r, 0x1.5555555555557p-3, 0.5);
-    const double a1 = FDL_FMA(r, 0x1.11111111100d3p-7, 0x1.5555555555556p-5);
-    const double a2 = FDL_FMA(r, 0x1.a01a01abeccc3p-13, 0x1.6c16c16c162cfp-10);
-    const double a3 = FDL_FMA(r, 0x1.71de02225a2f3p-19, 0x1.a01a01a6db488p-16);
-    const double a4 = FDL_FMA(r, 0x1.af4e092e1705bp-26, 0x1.27e4db5bb725ap-22);
-    const double b0 = FDL_FMA(r2, a1, a0);
-    const double b1 = FDL_FMA(r2, a3, a2);
-    const double b2 = FDL_FMA(r2, 0x1.1f7315649f2d7p-29, a4);
-    const double p = FDL_FMA(r4 * r4, b2, FDL_FMA(r4, b1, b0));
-    const double s = 1.0 + r;
-    const double y = s + FDL_FMA(r2, p, (1.0 - s) + r);
+    uint64_t kb;
+    /* x = 0 where flushed keeps the bit arithmetic in range */
+    const double y = FD_N(fdl_exp_reduced)(flush ? 0.0 : x, 0, &kb);
     const double scaled = fd_from_bits_d(fd_bits_d(y) + ((kb - 2048) << 52));
     return flush ? 0.0 : scaled;
 }

@@ -78,15 +78,15 @@ def _threads(num_threads: int) -> int:
     return max(1, min(int(num_threads), _options.max_threads()))
 
 
-def _reduce(kernel, p, q, where, normalize, out, num_threads):
-    rows, n = p.shape
-    pf, p0, ps = _flat(p)
-    qf, q0, qs = (pf, p0, ps) if q is None else _flat(q)
+def _mask(where):
+    """``(flat, start, step, has_mask)`` of a ``where`` mask (a dummy when None)."""
     if where is None:
-        mf, m0, ms, has_mask = _NO_MASK, 0, 0, False
-    else:
-        (mf, m0, ms), has_mask = _flat(where), True
-    args = (pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, bool(normalize), rows, n, out)
+        return _NO_MASK, 0, 0, False
+    return (*_flat(where), True)
+
+
+def _launch(kernel, args, rows, n, num_threads):
+    """Call ``kernel(*args, threads)``: serial for small inputs, else on Numba's pool."""
     threads = 1 if rows * n < _options.SERIAL_BELOW else _threads(num_threads)
     if threads == 1:
         kernel(*args, 1)
@@ -96,19 +96,20 @@ def _reduce(kernel, p, q, where, normalize, out, num_threads):
         kernel(*args, threads)
 
 
+def _reduce(kernel, p, q, where, normalize, out, num_threads):
+    rows, n = p.shape
+    pf, p0, ps = _flat(p)
+    qf, q0, qs = (pf, p0, ps) if q is None else _flat(q)
+    mf, m0, ms, has_mask = _mask(where)
+    args = (pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, bool(normalize), rows, n, out)
+    _launch(kernel, args, rows, n, num_threads)
+
+
 def _elementwise(kernel, p, q, out, num_threads):
     rows, n = p.shape
     pf, p0, ps = _flat(p)
     qf, q0, qs = (pf, p0, ps) if q is None else _flat(q)
-    flat_out = out.reshape(-1)
-    threads = _threads(num_threads)
-    args = (pf, p0, ps, qf, q0, qs, rows, n, flat_out)
-    if threads == 1 or rows * n < _options.SERIAL_BELOW:
-        kernel(*args, 1)
-        return
-    with _options.launch_guard():
-        numba.set_num_threads(threads)
-        kernel(*args, threads)
+    _launch(kernel, (pf, p0, ps, qf, q0, qs, rows, n, out.reshape(-1)), rows, n, num_threads)
 
 
 def narrow_to_float32(values, out):

@@ -17,10 +17,9 @@ Examples
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from fastdiv._backends.numba import _NO_MASK, _flat, _options, _threads
+from fastdiv._backends.numba import _flat, _launch, _mask
 from fastdiv._backends.numba import _logits
 
 __all__ = [
@@ -35,23 +34,6 @@ __all__ = [
 ]
 
 _NO_TARGET = np.zeros(1, dtype=np.intp)
-
-
-def _mask(where):
-    if where is None:
-        return _NO_MASK, 0, 0, False
-    return (*_flat(where), True)
-
-
-def _launch(kernel, args, rows, n, num_threads):
-    """Call ``kernel(*args, threads)``: serial for small inputs, else on Numba's pool."""
-    threads = _threads(num_threads)
-    if threads == 1 or rows * n < _options.SERIAL_BELOW:
-        kernel(*args, 1)
-        return
-    with _options.launch_guard():
-        numba.set_num_threads(threads)
-        kernel(*args, threads)
 
 
 def _grad_target(grad_out, like):
