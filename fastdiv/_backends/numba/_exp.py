@@ -49,10 +49,10 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._math import fma
+from fastdiv._backends.numba._math import _by_float_type, fma
 from fastdiv._backends.numba._options import MATH
 
 # width of the integer type, exponent shift, exponent bias
@@ -267,12 +267,7 @@ def exp(x):
     return np.exp(x)
 
 
-@overload(exp, jit_options=MATH)
-def _exp_overload(x):
-    if x == types.float64:
-        return lambda x: exp64(x)
-    if x == types.float32:
-        return lambda x: exp32(x)
+_by_float_type(exp, exp64, exp32)
 
 
 def exp_term(x):
@@ -280,9 +275,4 @@ def exp_term(x):
     return np.exp(x)
 
 
-@overload(exp_term, jit_options=MATH)
-def _exp_term_overload(x):
-    if x == types.float64:
-        return lambda x: exp_term64(x)
-    if x == types.float32:
-        return lambda x: exp_term32(x)
+_by_float_type(exp_term, exp_term64, exp_term32)

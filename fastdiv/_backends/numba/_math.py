@@ -104,6 +104,20 @@ def fma(a, b, c):
     return a * b + c  # pure-Python stand-in; jitted code uses the intrinsic
 
 
+def _by_float_type(stub, impl64, impl32):
+    """In jitted code, ``stub(x)`` is ``impl64(x)`` for a float64 ``x`` and ``impl32(x)`` for
+    a float32 one: kernels call one name for both precisions."""
+
+    @overload(stub, jit_options=MATH)
+    def _typed(x):
+        if x == types.float64:
+            return lambda x: impl64(x)
+        if x == types.float32:
+            return lambda x: impl32(x)
+
+    return stub
+
+
 @overload(fma, jit_options=MATH)
 def _fma_overload(a, b, c):
     if a in _LAYOUT and a == b == c:
@@ -168,13 +182,6 @@ def log64(x):
     y = log_positive64(x)
     y = y if x < _INF else x  # +inf -> +inf, NaN stays NaN
     return y if x > 0.0 else (-_INF if x == 0.0 else _NAN)
-
-
-@jit(MATH)
-def log_sum64(u, c):
-    """``log(u + c)`` for a normal ``u > 0`` and a correction ``|c| <= ulp(u)``, no fix-ups."""
-    k, m = _split(u)
-    return _log1p_reduced64(k, (m - 1.0) + c * _exp2_int(-min(k, 1022.0)))
 
 
 @jit(MATH)
@@ -248,13 +255,6 @@ def log32(x):
 
 
 @jit(MATH)
-def log_sum32(u, c):
-    """``log(u + c)`` for a normal ``u > 0`` and a correction ``|c| <= ulp(u)``, no fix-ups."""
-    k, m = _split(u)
-    return _log1p_reduced32(k, (m - _ONE32) + c * _exp2_int(-min(k, _126_32)))
-
-
-@jit(MATH)
 def log1p32(x):
     """``log(1 + x)`` of a float32, vectorisable."""
     u = _ONE32 + x
@@ -290,20 +290,10 @@ def huge(x):
     return np.finfo(np.asarray(x).dtype).max
 
 
-@overload(log, jit_options=MATH)
-def _log_overload(x):
-    if x == types.float64:
-        return lambda x: log64(x)
-    if x == types.float32:
-        return lambda x: log32(x)
+_by_float_type(log, log64, log32)
 
 
-@overload(log1p, jit_options=MATH)
-def _log1p_overload(x):
-    if x == types.float64:
-        return lambda x: log1p64(x)
-    if x == types.float32:
-        return lambda x: log1p32(x)
+_by_float_type(log1p, log1p64, log1p32)
 
 
 @overload(tiny, jit_options=MATH)
@@ -349,19 +339,6 @@ def _like_overload(x, value):
         return lambda x, value: np.float32(value)
 
 
-def log_sum(u, c):
-    """``log(u + c)`` for a normal ``u > 0`` and a small correction ``c`` (no special values)."""
-    return np.log(u + c)
-
-
-@overload(log_sum, jit_options=MATH)
-def _log_sum_overload(u, c):
-    if u == types.float64 and c == types.float64:
-        return lambda u, c: log_sum64(u, c)
-    if u == types.float32 and c == types.float32:
-        return lambda u, c: log_sum32(u, c)
-
-
 def log_normal(x):
     """``log(x)`` for positive, normal, finite ``x`` only; cheaper than :func:`log`."""
     return np.log(x)
@@ -372,17 +349,7 @@ def log_positive(x):
     return np.log(x)
 
 
-@overload(log_normal, jit_options=MATH)
-def _log_normal_overload(x):
-    if x == types.float64:
-        return lambda x: log_normal64(x)
-    if x == types.float32:
-        return lambda x: log_normal32(x)
+_by_float_type(log_normal, log_normal64, log_normal32)
 
 
-@overload(log_positive, jit_options=MATH)
-def _log_positive_overload(x):
-    if x == types.float64:
-        return lambda x: log_positive64(x)
-    if x == types.float32:
-        return lambda x: log_positive32(x)
+_by_float_type(log_positive, log_positive64, log_positive32)
