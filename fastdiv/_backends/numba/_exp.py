@@ -26,7 +26,8 @@ the shifted ``x / log(2)``) and skip the overflow clamp; its polynomial is
 evaluated in Estrin's scheme (short dependency chains), and ``1 + r`` is
 rounded with its error carried along. It is the Cython backend's
 ``fdl_exp_kernel_d`` / ``fdl_expf_nonpos`` method and coefficients, so the two
-backends agree.
+backends agree. ``exp_term_not_nan`` leaves out the select that keeps NaN, for
+loops whose inputs cannot be NaN (an exp against a block max that is not NaN).
 
 These functions must not be compiled with the ``reassoc`` fast-math flag:
 it would fold the rounding trick ``(t + shift) - shift`` to ``t``. They get
@@ -178,9 +179,10 @@ _E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10 = (float.fromhex(h) for h
 
 
 @jit(MATH)
-def exp_term64(x):
+def exp_term_not_nan64(x):
     """``exp(x)`` for ``x <= 0`` as a term of a sum with a term ``>= 1``: results below
-    ``2**-1020`` are 0 (they cannot change such a sum); otherwise within 1 ulp. NaN stays NaN."""
+    ``2**-1020`` are 0 (they cannot change such a sum); otherwise within 1 ulp. ``x`` must
+    not be NaN (a NaN with a payload may come out finite)."""
     flush = x < _TERM_FLUSH
     xc = 0.0 if flush else x  # keeps the exponent arithmetic in range
     k_shifted = fma(xc, _LOG2E, _SHIFT)
@@ -194,8 +196,13 @@ def exp_term64(x):
     p = fma(r4 * r4, high, fma(r4, mid, low))
     s = 1.0 + r
     y = _times_pow2_shifted(s + fma(r2, p, (1.0 - s) + r), k_shifted)
-    y = 0.0 if flush else y
-    return y if x == x else x
+    return 0.0 if flush else y
+
+
+@jit(MATH)
+def exp_term64(x):
+    """:func:`exp_term_not_nan64`, and NaN stays NaN."""
+    return exp_term_not_nan64(x) if x == x else x
 
 
 # -- float32 -------------------------------------------------------------------
@@ -244,8 +251,9 @@ _ZERO32 = _F32(0.0)
 
 
 @jit(MATH)
-def exp_term32(x):
-    """``exp(x)`` for ``x <= 0`` as a term of a sum with a term ``>= 1`` (see :func:`exp_term64`)."""
+def exp_term_not_nan32(x):
+    """``exp(x)`` for ``x <= 0``, not NaN, as a term of a sum with a term ``>= 1`` (see
+    :func:`exp_term_not_nan64`)."""
     flush = x < _TERM_FLUSH32
     xc = _ZERO32 if flush else x
     k_shifted = fma(xc, _LOG2E32, _SHIFT32)
@@ -255,8 +263,13 @@ def exp_term32(x):
     p = fma(r2, fma(r2, _F4, fma(r, _F3, _F2)), fma(r, _F1, _F0))
     s = _ONE32 + r
     y = _times_pow2_shifted(s + fma(r2, p, (_ONE32 - s) + r), k_shifted)
-    y = _ZERO32 if flush else y
-    return y if x == x else x
+    return _ZERO32 if flush else y
+
+
+@jit(MATH)
+def exp_term32(x):
+    """:func:`exp_term_not_nan32`, and NaN stays NaN."""
+    return exp_term_not_nan32(x) if x == x else x
 
 
 # -- generic entry point -----------------------------------------------------------
@@ -276,3 +289,12 @@ def exp_term(x):
 
 
 _by_float_type(exp_term, exp_term64, exp_term32)
+
+
+def exp_term_not_nan(x):
+    """``exp_term(x)`` for an ``x`` that is not NaN, one select cheaper; in jitted code
+    vectorisable."""
+    return np.exp(x)
+
+
+_by_float_type(exp_term_not_nan, exp_term_not_nan64, exp_term_not_nan32)

@@ -56,7 +56,7 @@ from numba import literally, prange, types
 from numba.extending import intrinsic
 
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._exp import exp, exp_term
+from fastdiv._backends.numba._exp import exp, exp_term, exp_term_not_nan
 from fastdiv._backends.numba._math import like, log, log1p
 from fastdiv._backends.numba._options import BLOCK, CHUNK, KERNEL, MATH, SERIAL_BELOW, SUM
 
@@ -145,17 +145,19 @@ def _fill_exp(z, w, has_w, m, has_mask, top, e):
     """``e[j] = exp(z[j] - top)`` on kept elements, ``-1`` (never an exp) elsewhere.
 
     ``exp_term``: a result below the smallest normal number is 0, which no sum
-    that holds ``exp(top - top) = 1`` can notice.
+    that holds ``exp(top - top) = 1`` can notice. ``top`` is the max of the
+    kept elements and not NaN, so no kept element is NaN, and the exp need not
+    keep NaN (what it gives for an element not kept is discarded).
     """
     minus_one = like(top, -1.0)
     if has_mask or has_w:
         for j in range(z.size):
-            v = exp_term(z[j] - top)
+            v = exp_term_not_nan(z[j] - top)
             kept = (not has_mask or m[j] != 0) & (not has_w or w[j] != 0)
             e[j] = v if kept else minus_one
     else:
         for j in range(z.size):
-            e[j] = exp_term(z[j] - top)
+            e[j] = exp_term_not_nan(z[j] - top)
 
 
 @jit(SUM)
