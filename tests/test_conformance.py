@@ -87,6 +87,28 @@ def _masked_specials(rng, dtype):
     return p, q
 
 
+_LONG_MASKED = (6, 2000)
+_HIDDEN_COLUMNS = np.arange(3, 2000, 97)  # a few in every block of the compiled kernels
+
+
+def _masked_specials_long(rng, dtype):
+    """Long rows (the vector fast paths) with NaN, inf, negative, subnormal and zero values
+    where the mask hides them, and +0 / -0.0 where it does not."""
+    p, q = _pair(rng, _LONG_MASKED, _LONG_MASKED)
+    specials = np.array([np.nan, np.inf, -1.0, 1e-310, 0.0, -0.0, 3e38])
+    for k, col in enumerate(_HIDDEN_COLUMNS):
+        p[:, col] = specials[k % specials.size]
+        q[:, col] = specials[(k + 3) % specials.size]
+    p[:, 1], p[:, 2] = 0.0, -0.0
+    return p, q
+
+
+def _hidden_mask():
+    mask = np.ones(_LONG_MASKED[1], dtype=bool)
+    mask[_HIDDEN_COLUMNS] = False
+    return mask
+
+
 def _strided(rng, dtype):
     p, q = _pair(rng, (24, 60), (24, 60))
     return p.astype(dtype)[::2, ::3], q.astype(dtype)[::2, ::3]
@@ -151,6 +173,7 @@ CASES = [
          {"where": _all_false_rows()}),
     Case("where hides specials", _masked_specials,
          {"where": np.arange(10) < 7}),
+    Case("where hides specials in long rows", _masked_specials_long, {"where": _hidden_mask()}),
     Case("where on long rows", lambda r, d: _pair(r, (2, 30_000), (2, 30_000)),
          {"where": _mask((2, 30_000), 0.5, 4)}, threads=(1, 2)),
 ]

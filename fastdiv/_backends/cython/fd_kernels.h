@@ -33,6 +33,11 @@ enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3
 
 /* Elements per block: the unit of the KL / JS edge-case check. */
 #define FD_BLOCK 256
+/* Running float64 sums of the non-KL reductions (a multiple of every vector
+ * width, a divisor of FD_BLOCK), folded into the row's sum every
+ * FD_LANE_BLOCKS blocks. */
+#define FD_LANES 32
+#define FD_LANE_BLOCKS 4
 
 /* Reduction over one row segment: adds to acc = {sum, compensation}.
  * mode FD_SCALE_DIVIDE (normalize): p and q are divided by sp and sq. */
@@ -162,10 +167,12 @@ static inline const void *fd_rows_run(const char *src, ptrdiff_t stride, size_t 
 #else
 #define FD_HAVE_FMA 0
 #endif
+#define FD_VECTOR_MINMAX 0
 #include "fd_simd_isa.h"
 #undef FD_ISA
 #undef FD_TARGET
 #undef FD_HAVE_FMA
+#undef FD_VECTOR_MINMAX
 
 #if FD_X86_DISPATCH
 #ifdef __clang__
@@ -179,10 +186,12 @@ static inline const void *fd_rows_run(const char *src, ptrdiff_t stride, size_t 
 #define FD_ISA avx2
 #define FD_TARGET __attribute__((target("avx2,fma,bmi,bmi2")))
 #define FD_HAVE_FMA 1
+#define FD_VECTOR_MINMAX 1
 #include "fd_simd_isa.h"
 #undef FD_ISA
 #undef FD_TARGET
 #undef FD_HAVE_FMA
+#undef FD_VECTOR_MINMAX
 
 /* ---------------------------------------------------------------- AVX-512 */
 
@@ -190,10 +199,12 @@ static inline const void *fd_rows_run(const char *src, ptrdiff_t stride, size_t 
 #define FD_TARGET \
     __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,bmi,bmi2" FD_WIDE_VECTORS)))
 #define FD_HAVE_FMA 1
+#define FD_VECTOR_MINMAX 1
 #include "fd_simd_isa.h"
 #undef FD_ISA
 #undef FD_TARGET
 #undef FD_HAVE_FMA
+#undef FD_VECTOR_MINMAX
 #endif /* FD_X86_DISPATCH */
 
 /* ------------------------------------------------------------- dispatch */

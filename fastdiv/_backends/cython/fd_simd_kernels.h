@@ -8,6 +8,8 @@
  *   FD_T   storage type of p and q      FD_C   type the terms are computed in
  *   FD_NT(name)                         name with ISA and type suffix
  *   FD_C_F64                            1 when FD_C is double
+ *   FD_VECTOR_MINMAX                    1 when the instruction set has vector
+ *                                       unsigned integer min and max
  * Terms are always summed in double; KL terms with FD_C double carry per-lane
  * Fast2Sum compensation (KL terms of near-identical rows cancel strongly).
  * No include guard on purpose.
@@ -16,6 +18,10 @@
 #if FD_C_F64
 #define FD_LOG FD_N(fd_log_d)
 #define FD_FLAG int64_t
+#define FD_UBITS uint64_t
+#define FD_C_BITS fd_bits_d
+#define FD_C_MIN_BITS 0x0010000000000000ULL   /* bits of FD_C_MIN and FD_C_MAX */
+#define FD_C_MAX_BITS 0x7fefffffffffffffULL
 #define FD_LOG_NORMAL FD_N(fd_log_normal_d)
 #define FD_RESID FD_N(fd_resid_d)
 #define FD_FMA_C FD_FMA
@@ -31,6 +37,10 @@
 #else
 #define FD_LOG FD_N(fd_log_f)
 #define FD_FLAG int32_t
+#define FD_UBITS uint32_t
+#define FD_C_BITS fd_bits_f
+#define FD_C_MIN_BITS 0x00800000u
+#define FD_C_MAX_BITS 0x7f7fffffu
 #define FD_LOG_NORMAL FD_N(fd_log_normal_f)
 #define FD_RESID FD_N(fd_resid_f)
 #define FD_FMA_C FD_FMAF
@@ -207,27 +217,20 @@ static FD_TARGET FD_C FD_NT(term_exact)(int op, FD_C p, FD_C q)
 /* ------------------------------------------------------------- reductions */
 
 /*
- * The term of reduction op for one element (0 where masked, keep == 0), for
- * the vector loops. full = 0 (the fast path) takes log without special-value
- * handling and clears *ok when the element needs more; full = 1 (entropy and
- * cross-entropy only) handles every value with selects. KL leaves *ok alone:
- * kl_fast marks such elements with -inf instead. op, masked and full are
- * compile-time constants after inlining.
+ * The term of reduction op for one element (0 where masked, keep == 0) in
+ * the vector loops: KL (kl_fast marks what it cannot take with -inf, leaving
+ * *ok alone), JS (clears *ok when the element needs more), and entropy and
+ * cross-entropy with every value handled by selects (block_map's full = 1).
+ * op and masked are compile-time constants after inlining.
  */
-FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, const int full, FD_C x, FD_C y,
+FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, FD_C x, FD_C y,
                                 unsigned char keep, FD_FLAG *ok)
 {
     FD_C t;
-    if (op == FD_OP_ENTROPY && full) {
+    if (op == FD_OP_ENTROPY) {
         t = FD_NT(entr_term)(x);
-    } else if (op == FD_OP_ENTROPY) {
-        t = (x == 0) ? (FD_C)0 : -x * FD_LOG_NORMAL(x);
-        *ok = ((x >= FD_C_MIN) & (x <= FD_C_MAX)) | (x == 0);
-    } else if (op == FD_OP_CROSS_ENTROPY && full) {
-        t = FD_NT(xent_term)(x, y);
     } else if (op == FD_OP_CROSS_ENTROPY) {
-        t = (x == 0) ? (FD_C)0 : -(x * FD_LOG_NORMAL(y));
-        *ok = (y >= FD_C_MIN) & (y <= FD_C_MAX);
+        t = FD_NT(xent_term)(x, y);
     } else if (op == FD_OP_KL) {
         t = FD_NT(kl_fast)(x, y);   /* -inf marks an element for kl_exact */
     } else {
@@ -246,27 +249,67 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, const int full, 
  * scaled and full are compile-time constants after inlining.
  * scaled divides p by sp and q by sq (the row sums; division, not a
  * reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
- * full = 0 is the fast path (see fast_term); the return value flags a kept
- * element that needs more (KL: a -inf mark in tb instead). The loop only
- * maps, in FD_C lanes, so float32 terms run at the full float width; the
- * float64 sums are a second loop over tb (block_sum), which stays in L1.
+ * full = 0 is the fast path; the return value flags a kept element that
+ * needs more (KL: a -inf mark in tb instead). Entropy and cross-entropy take
+ * the log without special-value handling there: -x log x and -(p log q) are
+ * right for x or q a positive normal number (and -x log x for x = +0, where
+ * the log of the bits of 0 is finite), which the loop checks on bit patterns
+ * as unsigned integers: negatives, inf and NaN lie above the pattern of the
+ * largest number, subnormals and 0 below the smallest normal's. Where the
+ * instruction set has vector integer min and max (FD_VECTOR_MINMAX), that is
+ * one max and one min per element instead of a flag. A masked element
+ * becomes x = 1 (entropy) or p = 0, q = 1 (cross-entropy), whose term is 0.
+ * The loop only maps, in FD_C lanes, so float32 terms run at the full float
+ * width; the float64 sums are a second loop over tb, which stays in L1.
  */
 FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int scaled,
                                    const int full, const FD_T *pb, const FD_T *qb,
                                    const unsigned char *wb, ptrdiff_t m, FD_C sp, FD_C sq,
                                    FD_C *tb)
 {
+    const int bit_checked = !full && (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY);
     FD_FLAG bad = 0;   /* as wide as FD_C: no lane repacking in the loop */
-    FD_PRAGMA_SIMD(reduction(| : bad))
+    FD_UBITS hi = 0, lo = ~(FD_UBITS)0;
+    FD_PRAGMA_SIMD(reduction(| : bad) reduction(max : hi) reduction(min : lo))
     for (ptrdiff_t i = 0; i < m; i++) {
         FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
-        FD_FLAG ok = 1;
         if (scaled) {
             x /= sp;
             y /= sq;
         }
-        tb[i] = FD_NT(fast_term)(op, masked, full, x, y, masked ? wb[i] : 1, &ok);
-        bad |= !ok;
+        if (bit_checked && op == FD_OP_ENTROPY) {
+            if (masked)
+                x = wb[i] ? x : (FD_C)1;
+            const FD_UBITS b = FD_C_BITS(x), b1 = b - 1;   /* b1: 0 wraps to the top */
+#if FD_VECTOR_MINMAX
+            hi = b > hi ? b : hi;
+            lo = b1 < lo ? b1 : lo;
+#else
+            bad |= (FD_FLAG)((b > FD_C_MAX_BITS) | (b1 < FD_C_MIN_BITS - 1));
+#endif
+            tb[i] = -x * FD_LOG_NORMAL(x);
+        } else if (bit_checked) {
+            if (masked) {
+                x = wb[i] ? x : (FD_C)0;
+                y = wb[i] ? y : (FD_C)1;
+            }
+            const FD_UBITS b = FD_C_BITS(y);
+#if FD_VECTOR_MINMAX
+            hi = b > hi ? b : hi;
+            lo = b < lo ? b : lo;
+#else
+            bad |= (FD_FLAG)((b > FD_C_MAX_BITS) | (b < FD_C_MIN_BITS));
+#endif
+            tb[i] = -(x * FD_LOG_NORMAL(y));
+        } else {
+            FD_FLAG ok = 1;
+            tb[i] = FD_NT(fast_term)(op, masked, x, y, masked ? wb[i] : 1, &ok);
+            bad |= !ok;
+        }
+    }
+    if (bit_checked) {
+        const FD_UBITS lo_ok = (op == FD_OP_ENTROPY) ? FD_C_MIN_BITS - 1 : FD_C_MIN_BITS;
+        bad |= (hi > FD_C_MAX_BITS) | (lo < lo_ok);
     }
     return bad;
 }
@@ -321,32 +364,82 @@ static FD_TARGET void FD_NT(block_exact)(int op, const FD_T *pb, const FD_T *qb,
     *c_out = c;
 }
 
-/* Adds the terms of p[0:n] (and q) to acc = {sum, compensation}, block by block. */
+/*
+ * tb[0:m] added to the FD_LANES running sums lanes[]: one vector add per
+ * FD_LANES / (doubles per vector) terms, with that many independent add
+ * chains, and no horizontal sum per block. tb[m:] up to the next multiple of
+ * FD_LANES is zeroed (tb holds FD_BLOCK, a multiple of FD_LANES).
+ */
+FD_INLINE void FD_NT(lanes_add)(FD_C *tb, ptrdiff_t m, double *lanes)
+{
+    const ptrdiff_t padded = (m + FD_LANES - 1) / FD_LANES * FD_LANES;
+    for (ptrdiff_t i = m; i < padded; i++)
+        tb[i] = 0;
+    for (ptrdiff_t i = 0; i < padded; i += FD_LANES) {
+        FD_PRAGMA_SIMD()
+        for (int k = 0; k < FD_LANES; k++)
+            lanes[k] += (double)tb[i + k];
+    }
+}
+
+/* The sum of lanes[0:FD_LANES] (pairwise) into (*total, *comp); the lanes are reset. */
+FD_INLINE void FD_NT(lanes_flush)(double *lanes, double *total, double *comp)
+{
+    for (int width = FD_LANES / 2; width >= 1; width /= 2) {
+        FD_PRAGMA_SIMD()
+        for (int k = 0; k < width; k++)
+            lanes[k] += lanes[k + width];
+    }
+    fd_neumaier_add(total, comp, lanes[0]);
+    for (int k = 0; k < FD_LANES; k++)
+        lanes[k] = 0.0;
+}
+
+/*
+ * Adds the terms of p[0:n] (and q) to acc = {sum, compensation}, block by
+ * block. KL blocks are summed one at a time (block_sum: the compensation,
+ * and the -inf marks of kl_fast show in the block's sum); the other terms go
+ * to running lane sums (lanes_add), folded into acc every FD_LANE_BLOCKS
+ * blocks, so each lane adds as many terms as block_sum's lanes would.
+ */
 FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scaled,
                                   const FD_T *p, const FD_T *q, const unsigned char *w,
                                   ptrdiff_t n, FD_C sp, FD_C sq, double *acc)
 {
+    const int laned = op != FD_OP_KL;
     double total = acc[0], comp = acc[1];
     FD_C tb[FD_BLOCK];
+    double lanes[FD_LANES] = {0.0};
+    int pending = 0;   /* blocks in lanes */
     for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
         const FD_T *pb = p + start;
         const FD_T *qb = (op == FD_OP_ENTROPY) ? pb : q + start;
         const unsigned char *wb = masked ? w + start : 0;
         double s, c;
-        if (!FD_NT(block_map)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, tb)) {
+        const int bad = FD_NT(block_map)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, tb);
+        if (bad && (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY))
+            FD_NT(block_map)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, tb);
+        if (laned && !(bad && op == FD_OP_JS)) {
+            FD_NT(lanes_add)(tb, m, lanes);
+            if (++pending == FD_LANE_BLOCKS) {
+                FD_NT(lanes_flush)(lanes, &total, &comp);
+                pending = 0;
+            }
+            continue;
+        }
+        if (!bad) {
             FD_NT(block_sum)(op, tb, m, &s, &c);
             if (op == FD_OP_KL && !(s - s == 0))   /* a kl_fast mark (or an overflow) */
                 FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
-        } else if (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY) {
-            FD_NT(block_map)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, tb);
-            FD_NT(block_sum)(op, tb, m, &s, &c);
         } else {
             FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
         }
         fd_neumaier_add(&total, &comp, s);
         comp += c;
     }
+    if (pending)
+        FD_NT(lanes_flush)(lanes, &total, &comp);
     acc[0] = total;
     acc[1] = comp;
 }
@@ -538,6 +631,10 @@ static const fd_kernel_set FD_NT(kernel_set) = {
 
 #undef FD_LOG
 #undef FD_FLAG
+#undef FD_UBITS
+#undef FD_C_BITS
+#undef FD_C_MIN_BITS
+#undef FD_C_MAX_BITS
 #undef FD_LOG_NORMAL
 #undef FD_RESID
 #undef FD_FMA_C
