@@ -138,6 +138,24 @@ def test_term_loops_compile_to_simd():
     assert any(op in line for line in packed for op in ("vfmadd", "vmulpd", "mulpd"))
 
 
+@pytest.mark.parametrize("kind", ["entropy", "cross_entropy"])
+def test_float32_entropy_loops_keep_float_width(kind):
+    """The float32 entropy and cross-entropy fills run in 32-bit lanes: the max and min of
+    the bit patterns must not be promoted to 64-bit integers (which halved the float lanes).
+
+    Compiled afresh (no cache), so that its machine code can be read.
+    """
+    from fastdiv._backends.numba import _kernels
+
+    fill = numba.njit(error_model="numpy", fastmath=_options.MATH_FASTMATH)(
+        _kernels._fill.py_func)
+    p = np.random.default_rng(6).random(300).astype(np.float32)
+    fill(getattr(_kernels, kind.upper()), p, p, np.empty_like(p))
+    asm = next(iter(fill.inspect_asm().values()))
+    assert re.search(r"vpmaxud\s", asm) and re.search(r"vpminud\s", asm)
+    assert not re.search(r"vpmaxuq|vpminuq|vpmovzxdq", asm)
+
+
 # -- kernel semantics on edge values --------------------------------------------------
 
 

@@ -38,6 +38,7 @@ from numba import literally, prange
 
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
+from fastdiv._backends.numba._math import bits, bits_less_one, log_normal, normal_bits
 from fastdiv._backends.numba._options import (
     BLOCK,
     CHUNK,
@@ -69,16 +70,12 @@ _NEG_INF = -np.inf
 def _term(kind, x, y):
     """The term of ``kind`` (inlined: ``kind`` is a constant of the caller).
 
-    The reductions take the fast forms, which mark the elements they cannot
-    take (NaN for entropy and cross-entropy, ``-inf`` for KL and JS); a
-    block whose sum is then not finite goes through :func:`_fix_slow`.
+    KL and JS take the fast forms, which mark the elements they cannot take
+    with ``-inf``; a block whose sum is then not finite goes through
+    :func:`_fix_slow`. Entropy and cross-entropy are written in :func:`_fill`.
     """
     if kind == ENTR:
         return _terms.entr(x)
-    if kind == ENTROPY:
-        return _terms.entr_fast(x)
-    if kind == CROSS_ENTROPY:
-        return _terms.neg_xlogy_fast(x, y)
     if kind == JS:
         return _terms.js(x, y)
     return _terms.rel_entr_fast(x, y)
@@ -86,24 +83,59 @@ def _term(kind, x, y):
 
 @jit(MATH)
 def _fill(kind, p, q, buffer):
-    """``buffer[j] = term(p[j], q[j])`` in the precision of ``p``."""
+    """``buffer[j] = term(p[j], q[j])`` in the precision of ``p``.
+
+    Entropy and cross-entropy take the plain forms ``-x log x`` and
+    ``-(x log y)`` with the log for positive normal numbers, which are right
+    where ``x`` (entropy; ``+0`` too: the log of its bits is finite) or ``y``
+    (cross-entropy) is a positive normal number. The loop checks that with
+    the largest and smallest bit pattern (see :func:`bits`), integer
+    reductions that vectorise, and returns True when an element is outside:
+    the caller then takes :func:`_fill_full`. Other kinds return False.
+    """
     literally(kind)
+    if kind == ENTROPY or kind == CROSS_ENTROPY:
+        # the loop keeps the unsigned type of the bits (no promotion to 64-bit lanes)
+        low, high = normal_bits(p)
+        top, bottom = low, high
+        for j in range(p.size):
+            x = p[j]
+            if kind == ENTROPY:
+                top = max(top, bits(x))
+                bottom = min(bottom, bits_less_one(x))  # +0 wraps to the top
+                buffer[j] = -x * log_normal(x)
+            else:
+                y = q[j]
+                b = bits(y)
+                top = max(top, b)
+                bottom = min(bottom, b)
+                buffer[j] = -(x * log_normal(y))
+        if kind == ENTROPY:
+            return (top > high) | (bottom < low - 1)
+        return (top > high) | (bottom < low)
     for j in range(p.size):
         buffer[j] = _term(kind, p[j], q[j])
+    return False
+
+
+@jit(MATH)
+def _fill_full(kind, p, q, buffer):
+    """Entropy or cross-entropy terms with every input value handled (SciPy's edge values)."""
+    literally(kind)
+    for j in range(p.size):
+        if kind == ENTROPY:
+            buffer[j] = _terms.entr(p[j])
+        else:
+            buffer[j] = _terms.neg_xlogy(p[j], q[j])
 
 
 @jit(MATH)
 def _fix_slow(kind, p, q, buffer):
-    """Replace the marks of the fast terms (see :func:`_term`) by the full forms."""
+    """Replace the ``-inf`` marks of the fast KL and JS terms (see :func:`_term`) by the full
+    forms."""
     literally(kind)
     for j in range(p.size):
-        if kind == ENTROPY:
-            if buffer[j] != buffer[j]:
-                buffer[j] = _terms.entr(p[j])
-        elif kind == CROSS_ENTROPY:
-            if buffer[j] != buffer[j]:
-                buffer[j] = _terms.neg_xlogy(p[j], q[j])
-        elif buffer[j] == _NEG_INF:
+        if buffer[j] == _NEG_INF:
             if kind == JS:
                 buffer[j] = _terms.js_slow(p[j], q[j])
             else:
@@ -128,9 +160,10 @@ def _block(kind, p, q, mask, has_mask, buffer):
     """Sum of the terms of one block; ``buffer`` has at least ``p.size`` elements."""
     literally(kind)
     size = p.size
-    _fill(kind, p, q, buffer)
+    if _fill(kind, p, q, buffer):
+        _fill_full(kind, p, q, buffer)
     value = _buffer_sum(buffer, mask, has_mask, size)
-    if not np.isfinite(value):
+    if (kind == KL or kind == JS) and not np.isfinite(value):
         _fix_slow(kind, p, q, buffer[:size])
         value = _buffer_sum(buffer, mask, has_mask, size)
     return value
@@ -280,11 +313,12 @@ def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
     """
     literally(kind)
     buffer = np.empty(rows * n, p.dtype)
-    _fill(kind, p, q, buffer)
+    if _fill(kind, p, q, buffer):
+        _fill_full(kind, p, q, buffer)
     _row_sums(buffer, mf, m0, has_mask, rows, n, out)
     for i in range(rows):
         value = out[i]
-        if not np.isfinite(value):  # a mark of the fast terms (or a true inf / NaN)
+        if (kind == KL or kind == JS) and not np.isfinite(value):  # a mark (or a true inf)
             lo = i * n
             m = mf[m0 + lo:m0 + lo + n] if has_mask else mf[:0]
             _fix_slow(kind, p[lo:lo + n], q[lo:lo + n], buffer[lo:lo + n])

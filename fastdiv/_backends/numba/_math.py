@@ -99,6 +99,61 @@ def _fma(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
+_UNSIGNED = {types.float64: types.uint64, types.float32: types.uint32}
+
+
+@intrinsic
+def bits(typingctx, x):
+    """The bit pattern of float ``x`` as an unsigned integer of its width.
+
+    As unsigned integers the patterns of the positive normal numbers lie
+    between those of the smallest normal number and the largest finite one;
+    0 and the subnormals lie below, inf, NaN and every negative number above.
+    """
+    if x not in _LAYOUT:
+        return None
+    width = _layout(x)[0]
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(width))
+
+    return _UNSIGNED[x](x), codegen
+
+
+@intrinsic
+def bits_less_one(typingctx, x):
+    """``bits(x) - 1`` in the same unsigned type (``x = +0`` wraps to the largest value)."""
+    if x not in _LAYOUT:
+        return None
+    width = _layout(x)[0]
+
+    def codegen(context, builder, signature, args):
+        ity = ir.IntType(width)
+        return builder.sub(builder.bitcast(args[0], ity), ity(1))
+
+    return _UNSIGNED[x](x), codegen
+
+
+@intrinsic
+def normal_bits(typingctx, array):
+    """``(bits(tiny), bits(huge))`` for the float type of ``array``'s elements: the bit
+    patterns of the smallest normal number and of the largest finite one."""
+    if not isinstance(array, types.Array) or array.dtype not in _LAYOUT:
+        return None
+    fty = array.dtype
+    width = _layout(fty)[0]
+    info = np.finfo(np.float64 if fty == types.float64 else np.float32)
+    as_int = np.uint64 if width == 64 else np.uint32
+    low, high = (int(np.array(v, dtype=info.dtype).view(as_int)) for v in (info.tiny, info.max))
+    uty = _UNSIGNED[fty]
+
+    def codegen(context, builder, signature, args):
+        ity = ir.IntType(width)
+        return context.make_tuple(builder, signature.return_type, [ity(low), ity(high)])
+
+    return types.UniTuple(uty, 2)(array), codegen
+
+
 def fma(a, b, c):
     """``a * b + c`` with one rounding (LLVM's ``llvm.fma``)."""
     return a * b + c  # pure-Python stand-in; jitted code uses the intrinsic

@@ -6,11 +6,11 @@ kernels sum terms in float64. Branches are conditional expressions on
 comparisons combined with ``&``/``|`` (never ``and``/``or`` or if-chains),
 which LLVM turns into selects, so loops over these functions vectorise.
 
-The reductions use fast forms that skip rare cases and mark them: ``rel_entr_fast``
+KL and JS use fast forms that skip rare cases and mark them: ``rel_entr_fast``
 and ``js`` with ``-inf`` (a value no valid input gives; the caller replaces them
-with ``rel_entr_slow`` / ``js_slow``), ``entr_fast`` and ``neg_xlogy_fast`` with
-NaN (the caller recomputes those with ``entr`` / ``neg_xlogy``). A block whose
-sum is not finite is where the caller looks.
+with ``rel_entr_slow`` / ``js_slow``). A block whose sum is not finite is where
+the caller looks. (Entropy and cross-entropy check their inputs per block
+instead and fall back to ``entr`` / ``neg_xlogy``; see the kernels' ``_fill``.)
 
 Examples
 --------
@@ -77,25 +77,6 @@ def entr(x):
     term = -x * log_positive(x)  # selected only for x > 0 (inf: -inf * finite = -inf)
     special = _NAN if x != x else (0.0 if x == 0 else -_INF)
     return term if x > 0 else like(x, special)
-
-
-@jit(TERM)
-def entr_fast(x):
-    """:func:`entr` for ``x`` zero or a positive normal number; NaN (a mark for
-    :func:`entr`) for every other input, so the hot loop skips the subnormal
-    scaling and the special-value selects."""
-    normal = (x >= tiny(x)) & (x <= huge(x))
-    term = -x * log_normal(x)
-    return term if normal else (like(x, 0.0) if x == 0 else like(x, _NAN))
-
-
-@jit(TERM)
-def neg_xlogy_fast(x, y):
-    """:func:`neg_xlogy` for ``y`` a positive normal number; NaN (a mark for
-    :func:`neg_xlogy`) for every other ``y``."""
-    term = like(x, 0.0) if x == 0 else -x * log_normal(y)
-    normal = (y >= tiny(y)) & (y <= huge(y))
-    return term if normal else like(x, _NAN)
 
 
 @jit(TERM)
