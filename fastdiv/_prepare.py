@@ -225,15 +225,15 @@ def _narrow(values, dtype, backend):
     a microsecond, a fifth of a small call), else under ``np.errstate``.
     """
     narrow = getattr(backend, "narrow_to_float32", None)
-    if narrow is not None and dtype == _FLOAT32 and values.dtype == _FLOAT64 and values.ndim == 1:
-        result = np.empty(values.shape, dtype=_FLOAT32)
+    if narrow is not None and dtype is _FLOAT32 and values.dtype is _FLOAT64 and values.ndim == 1:
+        result = np.empty(len(values), _FLOAT32)
         narrow(values, result)
         return result
     with np.errstate(over="ignore"):
         return values.astype(dtype)
 
 
-@dataclass
+@dataclass(slots=True)
 class ReductionJob:
     """Prepared input of one reduction and what ``finish`` needs to shape its result."""
 

@@ -250,6 +250,10 @@ def _layouts(rng, dtype):
     big_p = _data(rng, (7, 300), dtype)
     big_q = _data(rng, (7, 300), dtype, zeros=0) + 1e-3
     yield "contiguous", big_p[:, :128], big_q[:, :128].copy()
+    yield "both C-contiguous (the small-input path)", big_p[:, :128].copy(), big_q[:, :128].copy()
+    read_only_p, read_only_q = big_p[:, :128].copy(), big_q[:, :128].copy()
+    read_only_p.flags.writeable = read_only_q.flags.writeable = False
+    yield "both C-contiguous, read-only", read_only_p, read_only_q
     yield "row stride > n", big_p[:, 10:138], big_q[:, 5:133]
     yield "negative row stride", big_p[::-1, :128], big_q[::-1, 7:135]
     yield "broadcast q (row stride 0)", big_p[:, :128], np.broadcast_to(big_q[0, :128], (7, 128))

@@ -30,6 +30,7 @@ _options.prefer_thread_safe_layer()
 
 from fastdiv._backends.numba import _kernels  # noqa: E402  (after the layer choice)
 
+_SERIAL_BELOW = _options.SERIAL_BELOW
 _NO_MASK = np.ones(1, dtype=np.uint8)
 _NO_MASK.flags.writeable = False
 
@@ -96,8 +97,16 @@ def _launch(kernel, args, rows, n, num_threads):
         kernel(*args, threads)
 
 
-def _reduce(kernel, p, q, where, normalize, out, num_threads):
+def _reduce(kernel, small_kernel, p, q, where, normalize, out, num_threads):
     rows, n = p.shape
+    if where is None and not normalize and rows * n < _SERIAL_BELOW:
+        q_rows = p if q is None else q
+        # C-contiguous, aligned, writeable rows (flags.carray: most inputs) need no
+        # views, and give one compiled signature per dtype; the rest take the flat,
+        # read-only form below
+        if p.flags.carray and q_rows.flags.carray:
+            small_kernel(p, q_rows, out)
+            return
     pf, p0, ps = _flat(p)
     qf, q0, qs = (pf, p0, ps) if q is None else _flat(q)
     mf, m0, ms, has_mask = _mask(where)
@@ -130,22 +139,22 @@ def narrow_to_float32(values, out):
 
 def entropy(p, where, normalize, out, num_threads):
     """Row entropies ``-sum(p log p)`` into ``out`` (see ``fastdiv._backends``)."""
-    _reduce(_kernels.entropy, p, None, where, normalize, out, num_threads)
+    _reduce(_kernels.entropy, _kernels.entropy_small, p, None, where, normalize, out, num_threads)
 
 
 def cross_entropy(p, q, where, normalize, out, num_threads):
     """Row cross-entropies ``-sum(xlogy(p, q))`` into ``out``."""
-    _reduce(_kernels.cross_entropy, p, q, where, normalize, out, num_threads)
+    _reduce(_kernels.cross_entropy, _kernels.cross_entropy_small, p, q, where, normalize, out, num_threads)
 
 
 def kl_divergence(p, q, where, normalize, out, num_threads):
     """Row KL divergences ``sum(rel_entr(p, q))`` into ``out``."""
-    _reduce(_kernels.kl_divergence, p, q, where, normalize, out, num_threads)
+    _reduce(_kernels.kl_divergence, _kernels.kl_divergence_small, p, q, where, normalize, out, num_threads)
 
 
 def js_divergence(p, q, where, normalize, out, num_threads):
     """Row Jensen-Shannon divergences into ``out`` (halved, clipped below at 0)."""
-    _reduce(_kernels.js_divergence, p, q, where, normalize, out, num_threads)
+    _reduce(_kernels.js_divergence, _kernels.js_divergence_small, p, q, where, normalize, out, num_threads)
 
 
 def rel_entr(p, q, out, num_threads):

@@ -419,6 +419,20 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                 out[i] = total if chunks == 1 else _finish(kind, total)
 
 
+_NO_MASK = np.ones(1, dtype=np.uint8)  # a compile-time constant in the jitted code
+
+
+@jit(SUM)
+def _reduce_small(kind, p, q, out):
+    """:func:`_reduce_rows` on one thread for a small input given as C-contiguous
+    ``(rows, n)`` arrays, without a mask or normalisation: three arguments and no
+    flat views to build, for calls that take microseconds (a (32, 10) input)."""
+    literally(kind)
+    rows, n = p.shape
+    _reduce_rows(kind, p.reshape(-1), 0, n, q.reshape(-1), 0, n, _NO_MASK, 0, 0, False, False,
+                 rows, n, out, 1)
+
+
 @jit(MATH)
 def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length):
     """Terms of one row segment into ``out[oi:oi + length]``, computed in float64.
@@ -492,6 +506,29 @@ def js_divergence(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows,
                   num_threads):
     _reduce_rows(JS, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                  num_threads)
+
+
+# Small inputs (see _reduce_small): arguments (p, q, out), p and q C-contiguous (rows, n).
+
+
+@jit(SUM)
+def entropy_small(p, q, out):
+    _reduce_small(ENTROPY, p, q, out)
+
+
+@jit(SUM)
+def cross_entropy_small(p, q, out):
+    _reduce_small(CROSS_ENTROPY, p, q, out)
+
+
+@jit(SUM)
+def kl_divergence_small(p, q, out):
+    _reduce_small(KL, p, q, out)
+
+
+@jit(SUM)
+def js_divergence_small(p, q, out):
+    _reduce_small(JS, p, q, out)
 
 
 @jit(SUM)
