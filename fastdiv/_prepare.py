@@ -233,7 +233,7 @@ def _narrow(values, dtype, backend):
         return values.astype(dtype)
 
 
-@dataclass(slots=True)
+@dataclass
 class ReductionJob:
     """Prepared input of one reduction and what ``finish`` needs to shape its result."""
 
