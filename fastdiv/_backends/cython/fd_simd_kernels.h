@@ -314,36 +314,6 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
     return bad;
 }
 
-/*
- * The float64 sum of tb[0:m] into (s, c). KL terms of near-identical rows
- * cancel strongly, so with a double compute type they are summed with
- * per-lane compensation (Fast2Sum); the other terms have one sign (JS always,
- * entropy and cross-entropy for probabilities) and use plain per-lane sums.
- */
-FD_INLINE void FD_NT(block_sum)(const int op, const FD_C *tb, ptrdiff_t m, double *s_out,
-                                double *c_out)
-{
-    const int compensate = FD_C_F64 && (op == FD_OP_KL);
-    double s = 0.0, c = 0.0;
-    FD_PRAGMA_SIMD(reduction(+ : s, c))
-    for (ptrdiff_t i = 0; i < m; i++) {
-        const double t = (double)tb[i];
-        if (compensate) {
-            /* Fast2Sum, per lane: the rounding error of s + t, exact whenever the
-             * exponent of s is at least t's (nearly always past a block's first
-             * terms) and within an ulp of s otherwise; half the cost of Knuth's
-             * branch-free two-sum, which keeps this loop off the add pipe's limit */
-            const double sum = s + t;
-            c += t - (sum - s);
-            s = sum;
-        } else {
-            s += t;
-        }
-    }
-    *s_out = s;
-    *c_out = c;
-}
-
 /* One block, one element at a time, every edge case (term_exact): KL and JS. */
 static FD_TARGET void FD_NT(block_exact)(int op, const FD_T *pb, const FD_T *qb,
                                          const unsigned char *wb, ptrdiff_t m, int scaled,
@@ -365,81 +335,133 @@ static FD_TARGET void FD_NT(block_exact)(int op, const FD_T *pb, const FD_T *qb,
 }
 
 /*
- * tb[0:m] added to the FD_LANES running sums lanes[]: one vector add per
- * FD_LANES / (doubles per vector) terms, with that many independent add
- * chains, and no horizontal sum per block. tb[m:] up to the next multiple of
+ * tb[0:m] added to the FD_LANES running float64 sums lanes[]: one vector add
+ * per FD_LANES / (doubles per vector) terms, with that many independent add
+ * chains, and no horizontal sum per block. KL terms of near-identical rows
+ * cancel strongly, so with a double compute type (compensate) each lane
+ * carries the rounding errors of its adds in comps[] (Fast2Sum: exact
+ * whenever the lane's exponent is at least the term's, nearly always past a
+ * lane's first terms, and within an ulp of the lane otherwise; half the cost
+ * of Knuth's two-sum). The other terms have one sign (JS always, entropy and
+ * cross-entropy for probabilities). tb[m:] up to the next multiple of
  * FD_LANES is zeroed (tb holds FD_BLOCK, a multiple of FD_LANES).
  */
-FD_INLINE void FD_NT(lanes_add)(FD_C *tb, ptrdiff_t m, double *lanes)
+FD_INLINE void FD_NT(lanes_add)(const int compensate, FD_C *tb, ptrdiff_t m, double *lanes,
+                                double *comps)
 {
     const ptrdiff_t padded = (m + FD_LANES - 1) / FD_LANES * FD_LANES;
     for (ptrdiff_t i = m; i < padded; i++)
         tb[i] = 0;
     for (ptrdiff_t i = 0; i < padded; i += FD_LANES) {
         FD_PRAGMA_SIMD()
-        for (int k = 0; k < FD_LANES; k++)
-            lanes[k] += (double)tb[i + k];
+        for (int k = 0; k < FD_LANES; k++) {
+            const double t = (double)tb[i + k];
+            if (compensate) {
+                const double sum = lanes[k] + t;
+                comps[k] += t - (sum - lanes[k]);
+                lanes[k] = sum;
+            } else {
+                lanes[k] += t;
+            }
+        }
     }
 }
 
-/* The sum of lanes[0:FD_LANES] (pairwise) into (*total, *comp); the lanes are reset. */
-FD_INLINE void FD_NT(lanes_flush)(double *lanes, double *total, double *comp)
+/*
+ * The sum of the lanes (pairwise; with compensate, each add an exact
+ * two-sum whose error joins comps) as (*s, *c); the lanes are reset.
+ */
+FD_INLINE void FD_NT(lanes_total)(const int compensate, double *lanes, double *comps,
+                                  double *s, double *c)
 {
     for (int width = FD_LANES / 2; width >= 1; width /= 2) {
         FD_PRAGMA_SIMD()
-        for (int k = 0; k < width; k++)
-            lanes[k] += lanes[k + width];
+        for (int k = 0; k < width; k++) {
+            const double a = lanes[k], b = lanes[k + width];
+            const double sum = a + b;
+            if (compensate) {
+                const double bb = sum - a;
+                comps[k] += comps[k + width] + ((a - (sum - bb)) + (b - bb));
+            }
+            lanes[k] = sum;
+        }
     }
-    fd_neumaier_add(total, comp, lanes[0]);
+    *s = lanes[0];
+    *c = compensate ? comps[0] : 0.0;
     for (int k = 0; k < FD_LANES; k++)
-        lanes[k] = 0.0;
+        lanes[k] = comps[k] = 0.0;
+}
+
+/*
+ * Folds the lanes, which hold the terms of elements first .. end - 1, into
+ * (*total, *comp). A kl_fast mark (-inf) makes their sum non-finite (so does
+ * a true overflow): those blocks are then summed again element by element.
+ */
+FD_INLINE void FD_NT(lanes_fold)(const int op, const int scaled, const FD_T *p, const FD_T *q,
+                                 const unsigned char *w, ptrdiff_t first, ptrdiff_t end,
+                                 FD_C sp, FD_C sq, double *lanes, double *comps,
+                                 double *total, double *comp)
+{
+    double s, c;
+    FD_NT(lanes_total)(FD_C_F64 && (op == FD_OP_KL), lanes, comps, &s, &c);
+    if (op == FD_OP_KL && !(s - s == 0)) {
+        for (ptrdiff_t b = first; b < end; b += FD_BLOCK) {
+            const ptrdiff_t m = (end - b < FD_BLOCK) ? end - b : FD_BLOCK;
+            FD_NT(block_exact)(op, p + b, q + b, w ? w + b : 0, m, scaled, sp, sq, &s, &c);
+            fd_neumaier_add(total, comp, s);
+            *comp += c;
+        }
+        return;
+    }
+    fd_neumaier_add(total, comp, s);
+    *comp += c;
 }
 
 /*
  * Adds the terms of p[0:n] (and q) to acc = {sum, compensation}, block by
- * block. KL blocks are summed one at a time (block_sum: the compensation,
- * and the -inf marks of kl_fast show in the block's sum); the other terms go
- * to running lane sums (lanes_add), folded into acc every FD_LANE_BLOCKS
- * blocks, so each lane adds as many terms as block_sum's lanes would.
+ * block. The terms of a block go to running lane sums (lanes_add), folded
+ * into acc every FD_LANE_BLOCKS blocks (lanes_fold), so that each lane adds
+ * as many terms as a vector accumulator over one block did. A JS block with
+ * an element its fast form cannot take is summed element by element.
  */
 FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scaled,
                                   const FD_T *p, const FD_T *q, const unsigned char *w,
                                   ptrdiff_t n, FD_C sp, FD_C sq, double *acc)
 {
-    const int laned = op != FD_OP_KL;
     double total = acc[0], comp = acc[1];
     FD_C tb[FD_BLOCK];
-    double lanes[FD_LANES] = {0.0};
-    int pending = 0;   /* blocks in lanes */
+    double lanes[FD_LANES] = {0.0}, comps[FD_LANES] = {0.0};
+    ptrdiff_t first = 0;   /* the first element in the lanes */
+    int pending = 0;       /* blocks in the lanes */
+    if (op == FD_OP_ENTROPY)
+        q = p;
+    if (!masked)
+        w = 0;
     for (ptrdiff_t start = 0; start < n; start += FD_BLOCK) {
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
-        const FD_T *pb = p + start;
-        const FD_T *qb = (op == FD_OP_ENTROPY) ? pb : q + start;
+        const FD_T *pb = p + start, *qb = q + start;
         const unsigned char *wb = masked ? w + start : 0;
-        double s, c;
         const int bad = FD_NT(block_map)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, tb);
-        if (bad && (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY))
-            FD_NT(block_map)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, tb);
-        if (laned && !(bad && op == FD_OP_JS)) {
-            FD_NT(lanes_add)(tb, m, lanes);
-            if (++pending == FD_LANE_BLOCKS) {
-                FD_NT(lanes_flush)(lanes, &total, &comp);
-                pending = 0;
-            }
+        if (bad && op == FD_OP_JS) {
+            double s, c;
+            FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
+            fd_neumaier_add(&total, &comp, s);
+            comp += c;
             continue;
         }
-        if (!bad) {
-            FD_NT(block_sum)(op, tb, m, &s, &c);
-            if (op == FD_OP_KL && !(s - s == 0))   /* a kl_fast mark (or an overflow) */
-                FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
-        } else {
-            FD_NT(block_exact)(op, pb, qb, wb, m, scaled, sp, sq, &s, &c);
+        if (bad)   /* entropy, cross-entropy: the terms with every value handled */
+            FD_NT(block_map)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, tb);
+        if (pending == 0)
+            first = start;
+        FD_NT(lanes_add)(FD_C_F64 && (op == FD_OP_KL), tb, m, lanes, comps);
+        if (++pending == FD_LANE_BLOCKS) {
+            FD_NT(lanes_fold)(op, scaled, p, q, w, first, start + m, sp, sq, lanes, comps,
+                              &total, &comp);
+            pending = 0;
         }
-        fd_neumaier_add(&total, &comp, s);
-        comp += c;
     }
     if (pending)
-        FD_NT(lanes_flush)(lanes, &total, &comp);
+        FD_NT(lanes_fold)(op, scaled, p, q, w, first, n, sp, sq, lanes, comps, &total, &comp);
     acc[0] = total;
     acc[1] = comp;
 }
