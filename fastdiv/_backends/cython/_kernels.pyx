@@ -27,6 +27,8 @@ from cpython.buffer cimport (
 from cython.parallel cimport prange
 from libc.stdlib cimport calloc, free, malloc
 
+from fastdiv._backends.cython._rows cimport Rows, rows_of
+
 
 cdef extern from "fd_kernels.h" nogil:
     enum:
@@ -161,36 +163,6 @@ def info():
 
 
 # ------------------------------------------------------------------- buffers
-
-cdef struct Rows:
-    const char *data
-    Py_ssize_t rows
-    Py_ssize_t n
-    Py_ssize_t row_stride     # bytes; any value, 0 for a broadcast row
-    Py_ssize_t itemsize
-
-
-cdef int _rows_of(object array, Py_buffer *view, Rows *r, bint writable) except -1:
-    """Describe a 2-D array (unit inner stride, any row stride) without copying."""
-    PyObject_GetBuffer(array, view, PyBUF_RECORDS if writable else PyBUF_RECORDS_RO)
-    if view.ndim == 2:
-        r.rows = view.shape[0]
-        r.n = view.shape[1]
-        r.row_stride = view.strides[0]
-        if r.n > 1 and view.strides[1] != view.itemsize:
-            PyBuffer_Release(view)
-            raise ValueError("kernel input must have a unit inner stride")
-    elif view.ndim == 1:
-        r.rows = view.shape[0]
-        r.n = 1
-        r.row_stride = view.strides[0]
-    else:
-        PyBuffer_Release(view)
-        raise ValueError(f"kernel input must be 1-D or 2-D, got {view.ndim}-D")
-    r.data = <const char *>view.buf
-    r.itemsize = view.itemsize
-    return 0
-
 
 cdef const fd_kernel_set *_kernels_for(Py_buffer *view, bint wide) except NULL:
     cdef const fd_isa_table *table = _current_table()
@@ -371,16 +343,16 @@ cdef object _reduce(int op, object p, object q, object where, bint normalize, ob
     job.q.row_stride = 0
     job.w.data = NULL
     job.w.row_stride = 0
-    _rows_of(p, &pv, &job.p, False)
+    rows_of(p, &pv, &job.p, False)
     try:
         kernels = _kernels_for(&pv, normalize)
         if have_q:
-            _rows_of(q, &qv, &job.q, False)
+            rows_of(q, &qv, &job.q, False)
         try:
             if have_w:
-                _rows_of(where, &wv, &job.w, False)
+                rows_of(where, &wv, &job.w, False)
             try:
-                _rows_of(out, &ov, &out_rows, True)
+                rows_of(out, &ov, &out_rows, True)
                 try:
                     if ov.itemsize != 8 or out_rows.rows != job.p.rows or (
                         job.p.rows > 1 and out_rows.row_stride != 8
@@ -480,14 +452,14 @@ cdef object _map(int which, object p, object q, object out, int num_threads, bin
     cdef int threads
     cdef bint have_q = q is not None
     job.q.data = NULL
-    _rows_of(p, &pv, &job.p, False)
+    rows_of(p, &pv, &job.p, False)
     try:
         kernels = _kernels_for(&pv, wide)
         job.fn = kernels.map[which]
         if have_q:
-            _rows_of(q, &qv, &job.q, False)
+            rows_of(q, &qv, &job.q, False)
         try:
-            _rows_of(out, &ov, &out_rows, True)
+            rows_of(out, &ov, &out_rows, True)
             try:
                 if (ov.itemsize != job.p.itemsize or out_rows.rows != job.p.rows
                         or out_rows.n != job.p.n

@@ -20,14 +20,11 @@ depend on the thread count.
 
 import os
 
-from cpython.buffer cimport (
-    PyBUF_RECORDS,
-    PyBUF_RECORDS_RO,
-    PyBuffer_Release,
-    PyObject_GetBuffer,
-)
+from cpython.buffer cimport PyBuffer_Release
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
+
+from fastdiv._backends.cython._rows cimport Rows, rows_of
 
 from fastdiv._backends.cython._kernels import _simd_paths
 
@@ -132,14 +129,6 @@ def _simd():
 
 # ------------------------------------------------------------------- buffers
 
-cdef struct Rows:
-    const char *data          # NULL for an absent operand
-    Py_ssize_t rows
-    Py_ssize_t n
-    Py_ssize_t row_stride     # bytes; any value, 0 for a broadcast row
-    Py_ssize_t itemsize
-
-
 cdef class _Views:
     """The buffers of one kernel call, released together."""
     cdef Py_buffer views[8]
@@ -154,28 +143,12 @@ cdef class _Views:
         """A 2-D array (unit inner stride, any row stride) or a 1-D one (one
         element per row), without copying; ``None`` gives an absent operand."""
         cdef Rows r
-        cdef Py_buffer *view
         r.data = NULL
         r.rows = r.n = r.row_stride = r.itemsize = 0
         if array is None:
             return r
-        view = &self.views[self.count]
-        PyObject_GetBuffer(array, view, PyBUF_RECORDS if writable else PyBUF_RECORDS_RO)
+        rows_of(array, &self.views[self.count], &r, writable)
         self.count += 1
-        if view.ndim == 2:
-            r.rows = view.shape[0]
-            r.n = view.shape[1]
-            r.row_stride = view.strides[0]
-            if r.n > 1 and view.strides[1] != view.itemsize:
-                raise ValueError("kernel input must have a unit inner stride")
-        elif view.ndim == 1:
-            r.rows = view.shape[0]
-            r.n = 1
-            r.row_stride = view.strides[0]
-        else:
-            raise ValueError(f"kernel input must be 1-D or 2-D, got {view.ndim}-D")
-        r.data = <const char *>view.buf
-        r.itemsize = view.itemsize
         return r
 
 
