@@ -150,7 +150,7 @@ def test_float32_entropy_loops_keep_float_width(kind):
     fill = numba.njit(error_model="numpy", fastmath=_options.MATH_FASTMATH)(
         _kernels._fill.py_func)
     p = np.random.default_rng(6).random(300).astype(np.float32)
-    fill(getattr(_kernels, kind.upper()), p, p, np.empty_like(p))
+    fill(getattr(_kernels, kind.upper()), p, p, np.ones(300, np.uint8), True, np.empty_like(p))
     asm = next(iter(fill.inspect_asm().values()))
     assert re.search(r"vpmaxud\s", asm) and re.search(r"vpminud\s", asm)
     assert not re.search(r"vpmaxuq|vpminuq|vpmovzxdq", asm)

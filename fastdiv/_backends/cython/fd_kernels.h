@@ -33,9 +33,8 @@ enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3
 
 /* Elements per block: the unit of the KL / JS edge-case check. */
 #define FD_BLOCK 256
-/* Running float64 sums of the non-KL reductions (a multiple of every vector
- * width, a divisor of FD_BLOCK), folded into the row's sum every
- * FD_LANE_BLOCKS blocks. */
+/* Running float64 sums of a row's terms (a multiple of every vector width, a
+ * divisor of FD_BLOCK), folded into the row's sum every FD_LANE_BLOCKS blocks. */
 #define FD_LANES 32
 #define FD_LANE_BLOCKS 4
 

@@ -38,7 +38,7 @@ from numba import literally, prange
 
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._math import bits, bits_less_one, log_normal, normal_bits
+from fastdiv._backends.numba._math import bits, bits_less_one, like, log_normal, normal_bits
 from fastdiv._backends.numba._options import (
     BLOCK,
     CHUNK,
@@ -82,7 +82,7 @@ def _term(kind, x, y):
 
 
 @jit(MATH)
-def _fill(kind, p, q, buffer):
+def _fill(kind, p, q, mask, has_mask, buffer):
     """``buffer[j] = term(p[j], q[j])`` in the precision of ``p``.
 
     Entropy and cross-entropy take the plain forms ``-x log x`` and
@@ -91,21 +91,30 @@ def _fill(kind, p, q, buffer):
     (cross-entropy) is a positive normal number. The loop checks that with
     the largest and smallest bit pattern (see :func:`bits`), integer
     reductions that vectorise, and returns True when an element is outside:
-    the caller then takes :func:`_fill_full`. Other kinds return False.
+    the caller then takes :func:`_fill_full`. An element the mask leaves out
+    (``mask[j] == 0``; the sums skip it) counts as ``x = 1`` (entropy) or
+    ``x = 0, y = 1`` (cross-entropy), so that padding does not send its block
+    to the full forms. Other kinds return False.
     """
     literally(kind)
+    if p.size == 0:
+        return False
     if kind == ENTROPY or kind == CROSS_ENTROPY:
         # the loop keeps the unsigned type of the bits (no promotion to 64-bit lanes)
         low, high = normal_bits(p)
         top, bottom = low, high
+        one, zero = like(p[0], 1.0), like(p[0], 0.0)
         for j in range(p.size):
             x = p[j]
+            keep = not has_mask or mask[j] != 0
             if kind == ENTROPY:
+                x = x if keep else one
                 top = max(top, bits(x))
                 bottom = min(bottom, bits_less_one(x))  # +0 wraps to the top
                 buffer[j] = -x * log_normal(x)
             else:
-                y = q[j]
+                x = x if keep else zero
+                y = q[j] if keep else one
                 b = bits(y)
                 top = max(top, b)
                 bottom = min(bottom, b)
@@ -160,7 +169,7 @@ def _block(kind, p, q, mask, has_mask, buffer):
     """Sum of the terms of one block; ``buffer`` has at least ``p.size`` elements."""
     literally(kind)
     size = p.size
-    if _fill(kind, p, q, buffer):
+    if _fill(kind, p, q, mask, has_mask, buffer):
         _fill_full(kind, p, q, buffer)
     value = _buffer_sum(buffer, mask, has_mask, size)
     if (kind == KL or kind == JS) and not np.isfinite(value):
@@ -313,7 +322,8 @@ def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
     """
     literally(kind)
     buffer = np.empty(rows * n, p.dtype)
-    if _fill(kind, p, q, buffer):
+    mask = mf[m0:m0 + rows * n] if has_mask else mf[:0]
+    if _fill(kind, p, q, mask, has_mask, buffer):
         _fill_full(kind, p, q, buffer)
     _row_sums(buffer, mf, m0, has_mask, rows, n, out)
     for i in range(rows):
@@ -449,7 +459,7 @@ def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length):
         size = min(BLOCK, length - start)
         _scale_into(pf[pi + start:pi + start + size], 1.0, p_wide)
         _scale_into(qf[qi + start:qi + start + size], 1.0, q_wide)
-        _fill(kind, p_wide[:size], q_wide[:size], terms)
+        _fill(kind, p_wide[:size], q_wide[:size], p_wide[:0], False, terms)
         if kind == REL_ENTR:
             _fix_slow(kind, p_wide[:size], q_wide[:size], terms[:size])
         target = out[oi + start:oi + start + size]
