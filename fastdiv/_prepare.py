@@ -260,8 +260,19 @@ class ReductionJob:
         return _deliver(result, self.out)
 
 
+def _acc_dtype(backend, dtype, base, float32_out_ok):
+    """The dtype of a reduction's kernel output: float64 (longdouble for longdouble), or
+    float32 for float32 operands when the backend rounds into it itself (its
+    ``FLOAT32_RESULTS``; see ``fastdiv._backends``) and no ``base`` is applied after."""
+    if dtype is _FLOAT32 and float32_out_ok and base is None \
+            and getattr(backend, "FLOAT32_RESULTS", False):
+        return _FLOAT32
+    return _FLOAT64 if dtype in _KERNEL_DTYPES else dtype
+
+
 def prepare_reduction(
-    inputs, names, axis=-1, where=None, keepdims=False, out=None, base=None, normalize=False
+    inputs, names, axis=-1, where=None, keepdims=False, out=None, base=None, normalize=False,
+    float32_out_ok=False,
 ):
     """Validate and lay out the inputs of a reduction over ``axis``.
 
@@ -273,6 +284,9 @@ def prepare_reduction(
         Their names, for error messages.
     axis, where, keepdims, out, base, normalize
         As in the public reductions.
+    float32_out_ok : bool
+        The caller's kernel is one of the four divergence reductions, which a
+        backend with ``FLOAT32_RESULTS`` may give a float32 ``acc``.
 
     Returns
     -------
@@ -282,16 +296,17 @@ def prepare_reduction(
         plain = _plain_rows(inputs)
         if plain is not None:  # the common case, ~5 us cheaper for small inputs
             operands, shape = plain
+            backend, dtype, base = _config.backend_module(), operands[0].dtype, _check_base(base)
             # positional, in field order: a third of a microsecond cheaper than keywords
             return ReductionJob(
-                _config.backend_module(),               # backend
+                backend,                                # backend
                 operands,                               # operands
                 None,                                   # where
-                np.empty(len(operands[0]), np.float64),  # acc
+                np.empty(len(operands[0]), _acc_dtype(backend, dtype, base, float32_out_ok)),
                 _config.get_num_threads(),              # num_threads
                 shape[:-1],                             # result_shape
-                operands[0].dtype,                      # result_dtype
-                _check_base(base),                      # base
+                dtype,                                  # result_dtype
+                base,                                   # base
                 None,                                   # out
                 bool(normalize),                        # normalize
             )
@@ -305,12 +320,12 @@ def prepare_reduction(
 
     operands = _row_operands(arrays, dtype, shape, order, rows, n)
     where_rows = _where_rows(mask, order, rows, n)
-    acc_dtype = np.float64 if dtype in _KERNEL_DTYPES else dtype
+    backend = _backend_for(dtype)
     return ReductionJob(
-        backend=_backend_for(dtype),
+        backend=backend,
         operands=operands,
         where=where_rows,
-        acc=np.empty(rows, dtype=acc_dtype),
+        acc=np.empty(rows, dtype=_acc_dtype(backend, dtype, base, float32_out_ok)),
         num_threads=_config.get_num_threads(),
         result_shape=result_shape,
         result_dtype=dtype,

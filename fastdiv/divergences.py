@@ -70,7 +70,8 @@ def entropy(p, axis=-1, *, base=None, normalize=False, where=None, keepdims=Fals
     >>> fastdiv.entropy([[1, 1], [1, 3]], normalize=True)
     array([0.69314718, 0.56233514])
     """
-    job = prepare_reduction((p,), ("p",), axis, where, keepdims, out, base, normalize)
+    job = prepare_reduction((p,), ("p",), axis, where, keepdims, out, base, normalize,
+                             float32_out_ok=True)
     job.backend.entropy(*job.operands, job.where, job.normalize, job.acc, job.num_threads)
     return job.finish()
 
@@ -106,7 +107,8 @@ def cross_entropy(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> round(float(fastdiv.cross_entropy([0.5, 0.5], [0.25, 0.75], base=2)), 12)
     1.207518749639
     """
-    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
+    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize,
+                             float32_out_ok=True)
     job.backend.cross_entropy(*job.operands, job.where, job.normalize, job.acc, job.num_threads)
     return job.finish()
 
@@ -147,7 +149,8 @@ def kl_divergence(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> fastdiv.kl_divergence(p, [0.5, 0.5])  # q broadcast to every row
     array([0.19274476, 0.        ])
     """
-    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
+    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize,
+                             float32_out_ok=True)
     job.backend.kl_divergence(*job.operands, job.where, job.normalize, job.acc, job.num_threads)
     return job.finish()
 
@@ -177,7 +180,8 @@ def js_divergence(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> float(fastdiv.js_divergence([1.0, 0.0], [0.0, 1.0], base=2))
     1.0
     """
-    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
+    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize,
+                             float32_out_ok=True)
     job.backend.js_divergence(*job.operands, job.where, job.normalize, job.acc, job.num_threads)
     return job.finish()
 

@@ -21,6 +21,11 @@ Optional: ``info() -> dict`` with backend details for ``show_config``
 ``narrow_to_float32(values, out)``: ``out[:] = values`` from a contiguous 1-D
 float64 array to a float32 one, overflow to ``inf`` without a warning (what
 ``_prepare`` otherwise does with ``astype`` under ``np.errstate``, slower).
+``FLOAT32_RESULTS = True``: the four reductions also take a float32 ``out``
+for float32 operands and round each row's float64 result into it once
+(beyond float32's range: ``inf``, without a warning); ``_prepare`` then hands
+them one when no ``base`` follows, and skips its own rounding (a microsecond
+of a small call).
 
 Preconditions guaranteed by ``_prepare``:
 
@@ -36,7 +41,8 @@ Preconditions guaranteed by ``_prepare``:
   (masked) sum before the divergence, as ``scipy.stats.entropy`` does.
 * Reductions write one value per row into ``out``: a C-contiguous 1-D
   ``float64`` array of length ``rows`` (``longdouble`` for ``longdouble``
-  input). Results are in nats; ``_prepare`` applies ``base`` and casts.
+  input; float32 for float32 input to a backend with ``FLOAT32_RESULTS``).
+  Results are in nats; ``_prepare`` applies ``base`` and casts.
   Rows with ``n == 0`` (or fully masked) give 0.
 * Elementwise kernels write into ``out``: a C-contiguous array of shape
   ``(rows, n)`` and the dtype of ``p``. ``out`` may be the same memory as

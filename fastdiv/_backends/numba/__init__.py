@@ -30,6 +30,10 @@ _options.prefer_thread_safe_layer()
 
 from fastdiv._backends.numba import _kernels  # noqa: E402  (after the layer choice)
 
+# The reductions round float32 results into a float32 ``out`` themselves (see
+# ``fastdiv._backends``): each row's float64 sum is stored once, inf beyond range.
+FLOAT32_RESULTS = True
+
 _SERIAL_BELOW = _options.SERIAL_BELOW
 _NO_MASK = np.ones(1, dtype=np.uint8)
 _NO_MASK.flags.writeable = False
