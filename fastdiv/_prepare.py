@@ -264,8 +264,9 @@ def _acc_dtype(backend, dtype, base, float32_out_ok):
     """The dtype of a reduction's kernel output: float64 (longdouble for longdouble), or
     float32 for float32 operands when the backend rounds into it itself (its
     ``FLOAT32_RESULTS``; see ``fastdiv._backends``) and no ``base`` is applied after."""
+    # vars(): getattr with a default costs half a microsecond when the attribute is missing
     if dtype is _FLOAT32 and float32_out_ok and base is None \
-            and getattr(backend, "FLOAT32_RESULTS", False):
+            and vars(backend).get("FLOAT32_RESULTS", False):
         return _FLOAT32
     return _FLOAT64 if dtype in _KERNEL_DTYPES else dtype
 
@@ -302,7 +303,8 @@ def prepare_reduction(
                 backend,                                # backend
                 operands,                               # operands
                 None,                                   # where
-                np.empty(len(operands[0]), _acc_dtype(backend, dtype, base, float32_out_ok)),
+                np.empty(len(operands[0]), _FLOAT64 if dtype is _FLOAT64
+                         else _acc_dtype(backend, dtype, base, float32_out_ok)),  # acc
                 _config.get_num_threads(),              # num_threads
                 shape[:-1],                             # result_shape
                 dtype,                                  # result_dtype
