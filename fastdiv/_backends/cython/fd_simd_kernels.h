@@ -268,6 +268,8 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
                                    FD_C *tb)
 {
     const int bit_checked = !full && (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY);
+    /* entropy checks bits(x) - 1 from below, so that 0 wraps to the top */
+    const FD_UBITS lo_ok = (op == FD_OP_ENTROPY) ? FD_C_MIN_BITS - 1 : FD_C_MIN_BITS;
     FD_FLAG bad = 0;   /* as wide as FD_C: no lane repacking in the loop */
     FD_UBITS hi = 0, lo = ~(FD_UBITS)0;
     FD_PRAGMA_SIMD(reduction(| : bad) reduction(max : hi) reduction(min : lo))
@@ -277,40 +279,36 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
             x /= sp;
             y /= sq;
         }
-        if (bit_checked && op == FD_OP_ENTROPY) {
-            if (masked)
-                x = wb[i] ? x : (FD_C)1;
-            const FD_UBITS b = FD_C_BITS(x), b1 = b - 1;   /* b1: 0 wraps to the top */
-#if FD_VECTOR_MINMAX
-            hi = b > hi ? b : hi;
-            lo = b1 < lo ? b1 : lo;
-#else
-            bad |= (FD_FLAG)((b > FD_C_MAX_BITS) | (b1 < FD_C_MIN_BITS - 1));
-#endif
-            tb[i] = -x * FD_LOG_NORMAL(x);
-        } else if (bit_checked) {
-            if (masked) {
-                x = wb[i] ? x : (FD_C)0;
-                y = wb[i] ? y : (FD_C)1;
+        if (bit_checked) {
+            FD_UBITS b_hi, b_lo;   /* the patterns checked from above and from below */
+            if (op == FD_OP_ENTROPY) {
+                if (masked)
+                    x = wb[i] ? x : (FD_C)1;
+                b_hi = FD_C_BITS(x);
+                b_lo = b_hi - 1;
+                tb[i] = -x * FD_LOG_NORMAL(x);
+            } else {
+                if (masked) {
+                    x = wb[i] ? x : (FD_C)0;
+                    y = wb[i] ? y : (FD_C)1;
+                }
+                b_hi = b_lo = FD_C_BITS(y);
+                tb[i] = -(x * FD_LOG_NORMAL(y));
             }
-            const FD_UBITS b = FD_C_BITS(y);
 #if FD_VECTOR_MINMAX
-            hi = b > hi ? b : hi;
-            lo = b < lo ? b : lo;
+            hi = b_hi > hi ? b_hi : hi;
+            lo = b_lo < lo ? b_lo : lo;
 #else
-            bad |= (FD_FLAG)((b > FD_C_MAX_BITS) | (b < FD_C_MIN_BITS));
+            bad |= (FD_FLAG)((b_hi > FD_C_MAX_BITS) | (b_lo < lo_ok));
 #endif
-            tb[i] = -(x * FD_LOG_NORMAL(y));
         } else {
             FD_FLAG ok = 1;
             tb[i] = FD_NT(fast_term)(op, masked, x, y, masked ? wb[i] : 1, &ok);
             bad |= !ok;
         }
     }
-    if (bit_checked) {
-        const FD_UBITS lo_ok = (op == FD_OP_ENTROPY) ? FD_C_MIN_BITS - 1 : FD_C_MIN_BITS;
+    if (bit_checked)
         bad |= (hi > FD_C_MAX_BITS) | (lo < lo_ok);
-    }
     return bad;
 }
 
@@ -332,6 +330,12 @@ static FD_TARGET void FD_NT(block_exact)(int op, const FD_T *pb, const FD_T *qb,
     }
     *s_out = s;
     *c_out = c;
+}
+
+/* Whether the lanes of reduction op carry compensation (see lanes_add). */
+FD_INLINE int FD_NT(compensated)(const int op)
+{
+    return FD_C_F64 && (op == FD_OP_KL);
 }
 
 /*
@@ -403,7 +407,7 @@ FD_INLINE void FD_NT(lanes_fold)(const int op, const int scaled, const FD_T *p, 
                                  double *total, double *comp)
 {
     double s, c;
-    FD_NT(lanes_total)(FD_C_F64 && (op == FD_OP_KL), lanes, comps, &s, &c);
+    FD_NT(lanes_total)(FD_NT(compensated)(op), lanes, comps, &s, &c);
     if (op == FD_OP_KL && !(s - s == 0)) {
         for (ptrdiff_t b = first; b < end; b += FD_BLOCK) {
             const ptrdiff_t m = (end - b < FD_BLOCK) ? end - b : FD_BLOCK;
@@ -453,7 +457,7 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
             FD_NT(block_map)(op, masked, scaled, 1, pb, qb, wb, m, sp, sq, tb);
         if (pending == 0)
             first = start;
-        FD_NT(lanes_add)(FD_C_F64 && (op == FD_OP_KL), tb, m, lanes, comps);
+        FD_NT(lanes_add)(FD_NT(compensated)(op), tb, m, lanes, comps);
         if (++pending == FD_LANE_BLOCKS) {
             FD_NT(lanes_fold)(op, scaled, p, q, w, first, start + m, sp, sq, lanes, comps,
                               &total, &comp);

@@ -35,8 +35,7 @@ from fastdiv._backends.numba import _kernels  # noqa: E402  (after the layer cho
 FLOAT32_RESULTS = True
 
 _SERIAL_BELOW = _options.SERIAL_BELOW
-_NO_MASK = np.ones(1, dtype=np.uint8)
-_NO_MASK.flags.writeable = False
+_NO_MASK = _kernels.NO_MASK
 
 
 def _flat(rows_view: np.ndarray):
@@ -92,7 +91,7 @@ def _mask(where):
 
 def _launch(kernel, args, rows, n, num_threads):
     """Call ``kernel(*args, threads)``: serial for small inputs, else on Numba's pool."""
-    threads = 1 if rows * n < _options.SERIAL_BELOW else _threads(num_threads)
+    threads = 1 if rows * n < _SERIAL_BELOW else _threads(num_threads)
     if threads == 1:
         kernel(*args, 1)
         return

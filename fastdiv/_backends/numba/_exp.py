@@ -199,12 +199,6 @@ def exp_term_not_nan64(x):
     return 0.0 if flush else y
 
 
-@jit(MATH)
-def exp_term64(x):
-    """:func:`exp_term_not_nan64`, and NaN stays NaN."""
-    return exp_term_not_nan64(x) if x == x else x
-
-
 # -- float32 -------------------------------------------------------------------
 
 _F32 = np.float32
@@ -266,12 +260,6 @@ def exp_term_not_nan32(x):
     return _ZERO32 if flush else y
 
 
-@jit(MATH)
-def exp_term32(x):
-    """:func:`exp_term_not_nan32`, and NaN stays NaN."""
-    return exp_term_not_nan32(x) if x == x else x
-
-
 # -- generic entry point -----------------------------------------------------------
 
 
@@ -283,14 +271,6 @@ def exp(x):
 _by_float_type(exp, exp64, exp32)
 
 
-def exp_term(x):
-    """``exp(x)`` for ``x <= 0``, tiny results flushed to 0; in jitted code vectorisable."""
-    return np.exp(x)
-
-
-_by_float_type(exp_term, exp_term64, exp_term32)
-
-
 def exp_term_not_nan(x):
     """``exp_term(x)`` for an ``x`` that is not NaN, one select cheaper; in jitted code
     vectorisable."""
@@ -298,3 +278,10 @@ def exp_term_not_nan(x):
 
 
 _by_float_type(exp_term_not_nan, exp_term_not_nan64, exp_term_not_nan32)
+
+
+@jit(MATH)
+def exp_term(x):
+    """``exp(x)`` for ``x <= 0``, tiny results flushed to 0 (:func:`exp_term_not_nan`), and
+    NaN stays NaN; float32 or float64, vectorisable."""
+    return exp_term_not_nan(x) if x == x else x

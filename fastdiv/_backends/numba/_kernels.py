@@ -62,6 +62,11 @@ ENTR = 5
 
 _NEG_INF = -np.inf
 
+#: The ``where`` operand when there is no mask (read-only: one compiled signature
+#: for every call; a compile-time constant where jitted code names it).
+NO_MASK = np.ones(1, dtype=np.uint8)
+NO_MASK.flags.writeable = False
+
 
 # -- one block: terms into a buffer (a pure map, full SIMD width), then a sum ----
 
@@ -429,7 +434,6 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                 out[i] = total if chunks == 1 else _finish(kind, total)
 
 
-_NO_MASK = np.ones(1, dtype=np.uint8)  # a compile-time constant in the jitted code
 
 
 @jit(SUM)
@@ -439,7 +443,7 @@ def _reduce_small(kind, p, q, out):
     flat views to build, for calls that take microseconds (a (32, 10) input)."""
     literally(kind)
     rows, n = p.shape
-    _reduce_rows(kind, p.reshape(-1), 0, n, q.reshape(-1), 0, n, _NO_MASK, 0, 0, False, False,
+    _reduce_rows(kind, p.reshape(-1), 0, n, q.reshape(-1), 0, n, NO_MASK, 0, 0, False, False,
                  rows, n, out, 1)
 
 
