@@ -334,8 +334,12 @@ cdef int _call(Kind kind, object x, object y, object pw, object where, object ou
             job.ebuf_is_out = ro.itemsize == 8
             if not job.ebuf_is_out:
                 scratch_per_thread = job.n
+        elif kind == SCE:
+            # the running max of each block (fd_logit_rows.h, online_lse); the exps go to
+            # the gradient rows themselves
+            scratch_per_thread = job.n // FDL_BLOCK + 1
         elif kind != LOG_SOFTMAX:
-            # the exps and the running max of each block (fd_logit_rows.h, online_lse)
+            # the exps and the running max of each block
             scratch_per_thread = job.n + job.n // FDL_BLOCK + 1
     cdef Py_ssize_t pieces = 1
     cdef double *stats = NULL

@@ -13,8 +13,9 @@
  * masked). The max is tracked with NaN explicitly (`x > m ? x : m` drops NaN).
  * logsumexp, log_softmax, softmax and the class-index cross-entropy read the
  * logits ONCE for the log-sum-exp (online_lse: block max from memory, then the
- * block's exps from L1); a gradient or softmax comes from the exps stored in
- * `ebuf` on that pass, so the logits are never read a second time
+ * block's exps from L1); a gradient or softmax comes from the exps stored on
+ * that pass (in the gradient row itself, or softmax's scratch row), so the
+ * logits are never read a second time
  * (log_softmax re-reads them, from L2, to write z - max - log S).
  * kl_divergence_logits and the probability-target cross-entropy take the
  * plain two-pass form (row max, then sums; the row re-read from L2).
@@ -94,12 +95,13 @@ FD_INLINE void FDL_NT(row_max2)(const int masked, const FDL_T *a, const FDL_T *b
  * Sums of one block against the running max m (finite): head (weights of
  * the kept elements equal to m), tail (weighted exp(z - m) of the others),
  * and for smoothing sum(m - z) over the kept elements other than index skip.
- * store: each exp (0 at masked elements) goes to ebuf.
+ * store: each exp (0 at masked elements) goes to exps, in the storage type
+ * (a float32 row's exps are floats: stored exactly).
  */
 FD_INLINE void FDL_NT(block_sums)(const int masked, const int weighted, const int store,
                                   const int smooth, const FDL_T *a, const FDL_T *b,
                                   const unsigned char *w, ptrdiff_t n, double m, ptrdiff_t skip,
-                                  double *ebuf, double *head_out, double *tail_out,
+                                  FDL_T *exps, double *head_out, double *tail_out,
                                   double *qz_out)
 {
     double head = 0.0, tail = 0.0, qz = 0.0;
@@ -128,8 +130,13 @@ FD_INLINE void FDL_NT(block_sums)(const int masked, const int weighted, const in
             weight = (double)b[i];
             keep &= weight != 0;
         }
+#if FDL_T_IS_DOUBLE
         if (store)
-            ebuf[i] = keep ? e : 0.0;
+            exps[i] = keep ? e : 0.0;
+#else
+        if (store)
+            exps[i] = keep ? ef : 0.0f;
+#endif
 #if !FDL_T_IS_DOUBLE
         if (!weighted) {     /* select in float lanes, then widen: half the double work */
             heads += keep & at_max;
@@ -161,15 +168,15 @@ FD_INLINE void FDL_NT(block_sums)(const int masked, const int weighted, const in
  * are then meaningless), -inf when nothing finite is kept. *count gets the
  * number of kept elements; with smooth, *qz gets sum(M - z) over the kept
  * elements other than index skip (+inf when one of them is -inf).
- * store: ebuf[i] gets exp(z_i - m_b) (0 at masked elements) with m_b the
- * running max when its block was read, stored at ebuf[n + block]; the final
- * value is ebuf[i] * exp(m_b - M).
+ * store: exps[i] gets exp(z_i - m_b) (0 at masked elements) with m_b the
+ * running max when its block was read, stored at block_max[block]; the final
+ * value is exps[i] * exp(m_b - M) (fdl_block_factor).
  */
 FD_INLINE double FDL_NT(online_lse)(const int masked, const int weighted, const int store,
                                     const int smooth, const FDL_T *a, const FDL_T *b,
                                     const unsigned char *w, ptrdiff_t n, ptrdiff_t skip,
-                                    double *ebuf, double *head_out, double *tail_out,
-                                    double *count_out, double *qz_out)
+                                    FDL_T *exps, double *block_max, double *head_out,
+                                    double *tail_out, double *count_out, double *qz_out)
 {
     double m = -FD_INF_D, head = 0.0, tail = 0.0, count = 0.0, qz = 0.0, others = 0.0;
     int pending_inf = 0;
@@ -199,17 +206,17 @@ FD_INLINE double FDL_NT(online_lse)(const int masked, const int weighted, const 
             m = mb;
         }
         if (store)
-            ebuf[n + block] = m;
+            block_max[block] = m;
         if (m == -FD_INF_D) {       /* nothing finite so far: the block adds no exp */
             if (store)
                 for (ptrdiff_t i = 0; i < len; i++)
-                    ebuf[start + i] = 0.0;
+                    exps[start + i] = 0;
             if (smooth && kept - skipped > 0)
                 pending_inf = 1;    /* a -inf logit with q = eps / C > 0 */
             continue;
         }
         FDL_NT(block_sums)(masked, weighted, store, smooth, ab, bb, wb, len, m, local_skip,
-                           store ? ebuf + start : 0, &hb, &tb, &qb);
+                           store ? exps + start : 0, &hb, &tb, &qb);
         head += hb;
         tail += tb;
         if (smooth) {
@@ -252,17 +259,17 @@ static FD_TARGET void FDL_NT(lse_stats)(const void *a, const void *b, const unsi
     const FDL_T *at = (const FDL_T *)a, *bt = (const FDL_T *)b;
     double count, qz;
     if (w && b)
-        stats[0] = FDL_NT(online_lse)(1, 1, 0, 0, at, bt, w, n, -1, 0, &stats[1], &stats[2],
-                                      &count, &qz);
+        stats[0] = FDL_NT(online_lse)(1, 1, 0, 0, at, bt, w, n, -1, 0, 0, &stats[1],
+                                      &stats[2], &count, &qz);
     else if (w)
-        stats[0] = FDL_NT(online_lse)(1, 0, 0, 0, at, bt, w, n, -1, 0, &stats[1], &stats[2],
-                                      &count, &qz);
+        stats[0] = FDL_NT(online_lse)(1, 0, 0, 0, at, bt, w, n, -1, 0, 0, &stats[1],
+                                      &stats[2], &count, &qz);
     else if (b)
-        stats[0] = FDL_NT(online_lse)(0, 1, 0, 0, at, bt, w, n, -1, 0, &stats[1], &stats[2],
-                                      &count, &qz);
+        stats[0] = FDL_NT(online_lse)(0, 1, 0, 0, at, bt, w, n, -1, 0, 0, &stats[1],
+                                      &stats[2], &count, &qz);
     else
-        stats[0] = FDL_NT(online_lse)(0, 0, 0, 0, at, bt, w, n, -1, 0, &stats[1], &stats[2],
-                                      &count, &qz);
+        stats[0] = FDL_NT(online_lse)(0, 0, 0, 0, at, bt, w, n, -1, 0, 0, &stats[1],
+                                      &stats[2], &count, &qz);
 }
 
 /* The result of a row from its stats (fdl_lse_finish), or, when its max is
@@ -298,7 +305,8 @@ static FD_TARGET void FDL_NT(log_softmax)(const void *z, void *out, ptrdiff_t n)
     const FDL_T *zt = (const FDL_T *)z;
     FDL_T *o = (FDL_T *)out;
     double count, head, tail, qz, shift = 0.0;
-    double m = FDL_NT(online_lse)(0, 0, 0, 0, zt, 0, 0, n, -1, 0, &head, &tail, &count, &qz);
+    double m = FDL_NT(online_lse)(0, 0, 0, 0, zt, 0, 0, n, -1, 0, 0, &head, &tail, &count,
+                                  &qz);
     if (m == FD_INF_D)          /* a later NaN wins over +inf */
         m = FDL_NT(row_max)(0, 0, zt, 0, 0, n, &count);
     if (fdl_finite(m))
@@ -309,14 +317,17 @@ static FD_TARGET void FDL_NT(log_softmax)(const void *z, void *out, ptrdiff_t n)
         o[i] = (FDL_T)(((double)zt[i] - m) - shift);
 }
 
-/* ebuf: n + n / FDL_BLOCK + 1 doubles. */
+/* ebuf: n + n / FDL_BLOCK + 1 doubles: the exps (in the storage type; out
+ * may be z, so they cannot go to out), then the block maxima. */
 static FD_TARGET void FDL_NT(softmax)(const void *z, void *out, ptrdiff_t n, double *ebuf)
 {
     const FDL_T *zt = (const FDL_T *)z;
     FDL_T *o = (FDL_T *)out;
+    FDL_T *exps = (FDL_T *)ebuf;
+    double *block_max = ebuf + n;
     double count, head, tail, qz;
-    const double m = FDL_NT(online_lse)(0, 0, 1, 0, zt, 0, 0, n, -1, ebuf, &head, &tail,
-                                        &count, &qz);
+    const double m = FDL_NT(online_lse)(0, 0, 1, 0, zt, 0, 0, n, -1, exps, block_max, &head,
+                                        &tail, &count, &qz);
     if (!fdl_finite(m)) {
         for (ptrdiff_t i = 0; i < n; i++)
             o[i] = (FDL_T)FD_NAN_D;
@@ -327,10 +338,10 @@ static FD_TARGET void FDL_NT(softmax)(const void *z, void *out, ptrdiff_t n, dou
     for (ptrdiff_t start = 0; start < n; start += FDL_BLOCK, block++) {
         const ptrdiff_t len = (n - start < FDL_BLOCK) ? n - start : FDL_BLOCK;
         /* e / total as the reference (and SciPy) divides; f is 1 in the max's block */
-        const double f = fdl_block_factor(ebuf, n, block, m);
+        const double f = fdl_block_factor(block_max, block, m);
         FD_PRAGMA_SIMD()
         for (ptrdiff_t i = start; i < start + len; i++)
-            o[i] = (FDL_T)((ebuf[i] * f) / total);
+            o[i] = (FDL_T)(((double)exps[i] * f) / total);
     }
 }
 
@@ -483,12 +494,13 @@ FD_INLINE void FDL_NT(sce_body)(const int masked, const int probs, const FDL_T *
     }
 }
 
-/* Class indices: one pass over the logits for the loss (online_lse), one
- * over the stored exps for the gradient. ebuf: n + n / FDL_BLOCK + 1 doubles. */
+/* Class indices: one pass over the logits for the loss (online_lse), which
+ * stores the exps in grad itself, one over grad to turn them into the
+ * gradient. block_max: n / FDL_BLOCK + 1 doubles. */
 FD_INLINE void FDL_NT(sce_index_body)(const int masked, const int store, const int smooth,
                                       const FDL_T *z, ptrdiff_t target, double eps,
                                       const unsigned char *w, ptrdiff_t n, double *loss,
-                                      FDL_T *grad, double *ebuf)
+                                      FDL_T *grad, double *block_max)
 {
     double head, tail, kept, qz;
     if (target < 0) {                       /* ignored row: its logits are not read */
@@ -497,8 +509,8 @@ FD_INLINE void FDL_NT(sce_index_body)(const int masked, const int store, const i
             FDL_NT(fill_grad)(grad, 0, n, 0.0);
         return;
     }
-    const double m = FDL_NT(online_lse)(masked, 0, store, smooth, z, 0, w, n, target, ebuf,
-                                        &head, &tail, &kept, &qz);
+    const double m = FDL_NT(online_lse)(masked, 0, store, smooth, z, 0, w, n, target, grad,
+                                        block_max, &head, &tail, &kept, &qz);
     if (!fdl_finite(m)) {                   /* the target is kept: never an empty row */
         *loss = FD_NAN_D;
         if (store)
@@ -512,14 +524,15 @@ FD_INLINE void FDL_NT(sce_index_body)(const int masked, const int store, const i
     if (!store)
         return;
     const double total = head + tail;
-    const double e_target = ebuf[target] * fdl_block_factor(ebuf, n, target / FDL_BLOCK, m);
+    const double e_target =
+        (double)grad[target] * fdl_block_factor(block_max, target / FDL_BLOCK, m);
     ptrdiff_t block = 0;
     for (ptrdiff_t start = 0; start < n; start += FDL_BLOCK, block++) {
         const ptrdiff_t len = (n - start < FDL_BLOCK) ? n - start : FDL_BLOCK;
-        const double scale = fdl_block_factor(ebuf, n, block, m) / total;
+        const double scale = fdl_block_factor(block_max, block, m) / total;
         FD_PRAGMA_SIMD()
         for (ptrdiff_t i = start; i < start + len; i++) {
-            const double g = ebuf[i] * scale - uniform;
+            const double g = (double)grad[i] * scale - uniform;
             grad[i] = (FDL_T)((masked && !w[i]) ? 0.0 : g);
         }
     }

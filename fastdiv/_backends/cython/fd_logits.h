@@ -60,9 +60,9 @@ static inline double fdl_log_sum(double head, double tail)
 #define FDL_BLOCK 1024
 
 /* The factor that brings the stored exps of `block` to the row max M. */
-static inline double fdl_block_factor(const double *ebuf, ptrdiff_t n, ptrdiff_t block, double m)
+static inline double fdl_block_factor(const double *block_max, ptrdiff_t block, double m)
 {
-    const double mb = ebuf[n + block];
+    const double mb = block_max[block];
     return mb == m ? 1.0 : (mb == -FD_INF_D ? 0.0 : exp(mb - m));
 }
 
