@@ -519,15 +519,17 @@ def _kept_sums(z, p, has_p, m, has_mask):
 
 @jit(MATH)
 def _write_grad(e, p, has_p, m, has_mask, factor, total, uniform, keep_p):
-    """``e = (e * factor) / total - q`` in place, ``q = keep_p * p + uniform`` on kept.
+    """``e = e * (factor / total) - q`` in place, ``q = keep_p * p + uniform`` on kept.
 
-    ``factor = Q exp(m - M)``: the reference's ``Q * exp(z - M) / S`` in the same order.
+    ``factor = Q exp(m - M)``: the reference's ``Q * exp(z - M) / S``, with one
+    division per block instead of one per element (the division bound the loop).
     """
     zero = 0.0
+    scale = factor / total
     for j in range(e.size):
         kept = not has_mask or m[j] != 0
         q = (keep_p * np.float64(p[j]) if has_p else zero) + uniform
-        e[j] = (np.float64(e[j]) * factor) / total - (q if kept else zero)
+        e[j] = np.float64(e[j]) * scale - (q if kept else zero)
 
 
 @jit(MATH)
