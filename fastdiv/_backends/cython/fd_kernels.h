@@ -167,11 +167,13 @@ static inline const void *fd_rows_run(const char *src, ptrdiff_t stride, size_t 
 #define FD_HAVE_FMA 0
 #endif
 #define FD_VECTOR_MINMAX 0
+#define FD_NATIVE_MINMAX64 0
 #include "fd_simd_isa.h"
 #undef FD_ISA
 #undef FD_TARGET
 #undef FD_HAVE_FMA
 #undef FD_VECTOR_MINMAX
+#undef FD_NATIVE_MINMAX64
 
 #if FD_X86_DISPATCH
 #ifdef __clang__
@@ -186,11 +188,13 @@ static inline const void *fd_rows_run(const char *src, ptrdiff_t stride, size_t 
 #define FD_TARGET __attribute__((target("avx2,fma,bmi,bmi2")))
 #define FD_HAVE_FMA 1
 #define FD_VECTOR_MINMAX 1
+#define FD_NATIVE_MINMAX64 0
 #include "fd_simd_isa.h"
 #undef FD_ISA
 #undef FD_TARGET
 #undef FD_HAVE_FMA
 #undef FD_VECTOR_MINMAX
+#undef FD_NATIVE_MINMAX64
 
 /* ---------------------------------------------------------------- AVX-512 */
 
@@ -199,11 +203,13 @@ static inline const void *fd_rows_run(const char *src, ptrdiff_t stride, size_t 
     __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,bmi,bmi2" FD_WIDE_VECTORS)))
 #define FD_HAVE_FMA 1
 #define FD_VECTOR_MINMAX 1
+#define FD_NATIVE_MINMAX64 1
 #include "fd_simd_isa.h"
 #undef FD_ISA
 #undef FD_TARGET
 #undef FD_HAVE_FMA
 #undef FD_VECTOR_MINMAX
+#undef FD_NATIVE_MINMAX64
 #endif /* FD_X86_DISPATCH */
 
 /* ------------------------------------------------------------- dispatch */

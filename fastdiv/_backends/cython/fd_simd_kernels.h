@@ -10,6 +10,8 @@
  *   FD_C_F64                            1 when FD_C is double
  *   FD_VECTOR_MINMAX                    1 when the instruction set has vector
  *                                       unsigned integer min and max
+ *   FD_NATIVE_MINMAX64                  1 when it has them for 64-bit lanes
+ *                                       (and a 64-bit arithmetic shift)
  * Terms are always summed in double; KL terms with FD_C double carry per-lane
  * Fast2Sum compensation (KL terms of near-identical rows cancel strongly).
  * No include guard on purpose.
@@ -22,6 +24,9 @@
 #define FD_C_BITS fd_bits_d
 #define FD_C_MIN_BITS 0x0010000000000000ULL   /* bits of FD_C_MIN and FD_C_MAX */
 #define FD_C_MAX_BITS 0x7fefffffffffffffULL
+#define FD_RATIO_Q_MIN_BITS 0x0020000000000000ULL   /* fd_log_ratio_d's q: [2^-1021, 2^1022) */
+#define FD_RATIO_Q_SPAN (0x7fd0000000000000ULL - 1 - FD_RATIO_Q_MIN_BITS)
+#define FD_LOG_RATIO FD_N(fd_log_ratio_d)
 #define FD_LOG_NORMAL FD_N(fd_log_normal_d)
 #define FD_RESID FD_N(fd_resid_d)
 #define FD_FMA_C FD_FMA
@@ -34,6 +39,7 @@
 #else
 #define FD_RESID_SAFE(r, b) (((r) < 0x1p995) & ((b) < 0x1p995))
 #endif
+#define FD_KL_BIT_CHECKED FD_NATIVE_MINMAX64
 #else
 #define FD_LOG FD_N(fd_log_f)
 #define FD_FLAG int32_t
@@ -41,6 +47,9 @@
 #define FD_C_BITS fd_bits_f
 #define FD_C_MIN_BITS 0x00800000u
 #define FD_C_MAX_BITS 0x7f7fffffu
+#define FD_RATIO_Q_MIN_BITS 0x01000000u           /* fd_log_ratio_f's q: [2^-125, 2^126) */
+#define FD_RATIO_Q_SPAN (0x7e800000u - 1 - FD_RATIO_Q_MIN_BITS)
+#define FD_LOG_RATIO FD_N(fd_log_ratio_f)
 #define FD_LOG_NORMAL FD_N(fd_log_normal_f)
 #define FD_RESID FD_N(fd_resid_f)
 #define FD_FMA_C FD_FMAF
@@ -49,6 +58,7 @@
 #define FD_C_INF FD_INF_F
 #define FD_C_NAN FD_NAN_F
 #define FD_RESID_SAFE(r, b) 1
+#define FD_KL_BIT_CHECKED FD_VECTOR_MINMAX
 #endif
 
 /* ------------------------------------------------------- per-element terms */
@@ -94,6 +104,13 @@ static FD_TARGET FD_C FD_NT(kl_exact)(FD_C p, FD_C q)
         const FD_C r = p / q;
         if (r >= FD_C_MIN && r <= FD_C_MAX && FD_RESID_SAFE(r, q))
             return FD_FMA_C(p, FD_LOG_NORMAL(r), FD_RESID(p, r, q));
+#if FD_C_F64 && !FD_HAVE_FMA
+        /* q too large for Dekker's product: the residual of p and q scaled by
+         * 2^-128 (exact), scaled back; log p - log q would cancel near p = q */
+        if (r >= FD_C_MIN && r < 0x1p995)
+            return FD_FMA_C(p, FD_LOG_NORMAL(r),
+                            FD_RESID(p * 0x1p-128, r, q * 0x1p-128) * 0x1p128);
+#endif
         return p * (FD_LOG(p) - FD_LOG(q));
     }
     if (p == 0 && q >= 0)
@@ -257,8 +274,14 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, FD_C x, FD_C y,
  * as unsigned integers: negatives, inf and NaN lie above the pattern of the
  * largest number, subnormals and 0 below the smallest normal's. Where the
  * instruction set has vector integer min and max (FD_VECTOR_MINMAX), that is
- * one max and one min per element instead of a flag. A masked element
- * becomes x = 1 (entropy) or p = 0, q = 1 (cross-entropy), whose term is 0.
+ * one max and one min per element instead of a flag. Where it has them for
+ * its lanes (FD_KL_BIT_CHECKED), KL is checked the same way and takes
+ * p log(p / q) by fd_log_ratio (one division, no select): right for p a
+ * positive normal number or +0 and q in fd_log_ratio's range, whose offset
+ * from the range's start wraps to the top below it. Elsewhere KL takes
+ * kl_fast, whose compares and selects cost more on AVX-512 (they go through
+ * mask registers) than the whole bit check. A masked element becomes x = 1
+ * (entropy), p = 0, q = 1 (cross-entropy) or p = q = 1 (KL): its term is 0.
  * The loop only maps, in FD_C lanes, so float32 terms run at the full float
  * width; the float64 sums are a second loop over tb, which stays in L1.
  */
@@ -267,12 +290,14 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
                                    const unsigned char *wb, ptrdiff_t m, FD_C sp, FD_C sq,
                                    FD_C *tb)
 {
-    const int bit_checked = !full && (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY);
-    /* entropy checks bits(x) - 1 from below, so that 0 wraps to the top */
-    const FD_UBITS lo_ok = (op == FD_OP_ENTROPY) ? FD_C_MIN_BITS - 1 : FD_C_MIN_BITS;
+    const int bit_checked = !full && (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY
+                                      || (op == FD_OP_KL && FD_KL_BIT_CHECKED));
+    /* entropy and KL check bits(x) - 1 from below, so that 0 wraps to the top */
+    const FD_UBITS lo_ok =
+        (op == FD_OP_ENTROPY || op == FD_OP_KL) ? FD_C_MIN_BITS - 1 : FD_C_MIN_BITS;
     FD_FLAG bad = 0;   /* as wide as FD_C: no lane repacking in the loop */
-    FD_UBITS hi = 0, lo = ~(FD_UBITS)0;
-    FD_PRAGMA_SIMD(reduction(| : bad) reduction(max : hi) reduction(min : lo))
+    FD_UBITS hi = 0, lo = ~(FD_UBITS)0, q_span = 0;
+    FD_PRAGMA_SIMD(reduction(| : bad) reduction(max : hi, q_span) reduction(min : lo))
     for (ptrdiff_t i = 0; i < m; i++) {
         FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
         if (scaled) {
@@ -287,13 +312,24 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
                 b_hi = FD_C_BITS(x);
                 b_lo = b_hi - 1;
                 tb[i] = -x * FD_LOG_NORMAL(x);
-            } else {
+            } else if (op == FD_OP_CROSS_ENTROPY) {
                 if (masked) {
                     x = wb[i] ? x : (FD_C)0;
                     y = wb[i] ? y : (FD_C)1;
                 }
                 b_hi = b_lo = FD_C_BITS(y);
                 tb[i] = -(x * FD_LOG_NORMAL(y));
+            } else {
+                if (masked) {
+                    x = wb[i] ? x : (FD_C)1;
+                    y = wb[i] ? y : (FD_C)1;
+                }
+                b_hi = FD_C_BITS(x);
+                b_lo = b_hi - 1;
+                /* q's range for the log of the ratio, below it wraps to the top */
+                const FD_UBITS b_q = FD_C_BITS(y) - FD_RATIO_Q_MIN_BITS;
+                q_span = b_q > q_span ? b_q : q_span;
+                tb[i] = x * FD_LOG_RATIO(x, y);
             }
 #if FD_VECTOR_MINMAX
             hi = b_hi > hi ? b_hi : hi;
@@ -308,7 +344,7 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
         }
     }
     if (bit_checked)
-        bad |= (hi > FD_C_MAX_BITS) | (lo < lo_ok);
+        bad |= (hi > FD_C_MAX_BITS) | (lo < lo_ok) | (op == FD_OP_KL && q_span > FD_RATIO_Q_SPAN);
     return bad;
 }
 
@@ -658,6 +694,10 @@ static const fd_kernel_set FD_NT(kernel_set) = {
 #undef FD_LOG
 #undef FD_FLAG
 #undef FD_UBITS
+#undef FD_KL_BIT_CHECKED
+#undef FD_RATIO_Q_MIN_BITS
+#undef FD_RATIO_Q_SPAN
+#undef FD_LOG_RATIO
 #undef FD_C_BITS
 #undef FD_C_MIN_BITS
 #undef FD_C_MAX_BITS
