@@ -27,6 +27,33 @@ def edge_grid(dtype):
     return p.ravel(), q.ravel()
 
 
+def log_ratio_edge_rows(dtype, background, n=600, seed=12):
+    """Rows of ``n`` elements, each holding one (p, q) pair from around the range
+    of the one-division log(p / q) of the compiled KL kernels (q in
+    [2^-1021, 2^1022) for float64, [2^-125, 2^126) for float32; p a positive
+    normal number or +0) and around every special value, so that its block
+    takes the bit-checked fast path first. ``background``: "random" values, or
+    "zeros" in p (terms 0), so that a row's sum is its pair's term alone."""
+    info = np.finfo(dtype)
+    lo, hi = dtype(2.0 ** (info.minexp + 1)), dtype(2.0 ** (info.maxexp - 2))
+    down, up = dtype(0), dtype(np.inf)
+    qs = [0, info.smallest_subnormal, info.tiny, np.nextafter(lo, down), lo,
+          np.nextafter(lo, up), 0.3, np.nextafter(hi, down), hi, info.max, np.inf, -0.0, -1.0,
+          np.nan]
+    ps = [0, -0.0, info.smallest_subnormal, info.tiny, 1.6 * info.tiny, 1.9 * lo, 0.3,
+          1.5 * hi / 2, info.max, -0.5, np.inf, np.nan]
+    pairs = np.array([(a, b) for a in ps for b in qs], dtype=dtype)
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(pairs))
+    p = rng.random((len(pairs), n)).astype(dtype)
+    if background == "zeros":
+        p[:] = 0
+    q = rng.random((len(pairs), n)).astype(dtype)
+    cols = rng.integers(0, n, len(pairs))
+    p[rows, cols], q[rows, cols] = pairs[:, 0], pairs[:, 1]
+    return p, q
+
+
 def ulp_rtol(dtype, ulps=4):
     """A relative tolerance of ``ulps`` units in the last place of ``dtype``."""
     return ulps * float(np.finfo(dtype).eps)

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from conftest import assert_close_or_special, edge_grid, ulp_rtol
+from conftest import assert_close_or_special, edge_grid, log_ratio_edge_rows, ulp_rtol
 
 kernels = pytest.importorskip(
     "fastdiv._backends.cython._kernels", reason="the Cython extension is not built"
@@ -253,38 +253,13 @@ def test_edge_values_inside_long_rows(simd, name, dtype):
     )
 
 
-def _log_ratio_edges(dtype):
-    """(p, q) pairs around the range of the one-division log(p / q) of the KL
-    blocks (q in [2^-1021, 2^1022) for float64, [2^-125, 2^126) for float32;
-    p a positive normal number or +0) and around every special value."""
-    info = np.finfo(dtype)
-    e_min, e_max = info.minexp + 1, info.maxexp - 2  # 2^-1021 and 2^1022 for float64
-    lo, hi = dtype(2.0**e_min), dtype(2.0**e_max)
-    down, up = dtype(0), dtype(np.inf)
-    qs = [0, info.smallest_subnormal, info.tiny, np.nextafter(lo, down), lo,
-          np.nextafter(lo, up), 0.3, np.nextafter(hi, down), hi, info.max, np.inf, -0.0, -1.0,
-          np.nan]
-    ps = [0, -0.0, info.smallest_subnormal, info.tiny, 1.6 * info.tiny, 1.9 * lo, 0.3,
-          1.5 * hi / 2, info.max, -0.5, np.inf, np.nan]
-    pairs = np.array([(a, b) for a in ps for b in qs], dtype=dtype)
-    return pairs[:, 0], pairs[:, 1]
-
-
 @pytest.mark.parametrize("background", ["zeros", "random"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kl_at_the_edges_of_the_log_ratio_range(simd, dtype, background):
     """Each pair sits in a long row, so its block takes the bit-checked fast path
     first; the pairs outside the range must leave it. Next to p = 0 (terms 0)
     the row's sum is the pair's term alone, however small."""
-    rng = np.random.default_rng(12)
-    ep, eq = _log_ratio_edges(dtype)
-    p = rng.random((ep.size, 600)).astype(dtype)
-    if background == "zeros":
-        p[:] = 0
-    q = rng.random((ep.size, 600)).astype(dtype)
-    cols = rng.integers(0, 600, ep.size)
-    p[np.arange(ep.size), cols] = ep
-    q[np.arange(ep.size), cols] = eq
+    p, q = log_ratio_edge_rows(dtype, background)
     for normalize in (False, True):
         with np.errstate(all="ignore"):
             expected = _reduce("kl_divergence", p, q, normalize=normalize, module=reference)

@@ -23,7 +23,12 @@ import numpy as np
 import pytest
 import scipy.special
 
-from conftest import assert_close_or_special, assert_special_equal, edge_grid
+from conftest import (
+    assert_close_or_special,
+    assert_special_equal,
+    edge_grid,
+    log_ratio_edge_rows,
+)
 
 pytest.importorskip("numba")
 
@@ -138,10 +143,10 @@ def test_term_loops_compile_to_simd():
     assert any(op in line for line in packed for op in ("vfmadd", "vmulpd", "mulpd"))
 
 
-@pytest.mark.parametrize("kind", ["entropy", "cross_entropy"])
+@pytest.mark.parametrize("kind", ["entropy", "cross_entropy", "kl"])
 def test_float32_entropy_loops_keep_float_width(kind):
-    """The float32 entropy and cross-entropy fills run in 32-bit lanes: the max and min of
-    the bit patterns must not be promoted to 64-bit integers (which halved the float lanes).
+    """The float32 entropy, cross-entropy and KL fills run in 32-bit lanes: the max and min
+    of the bit patterns must not be promoted to 64-bit integers (which halved the float lanes).
 
     Compiled afresh (no cache), so that its machine code can be read.
     """
@@ -346,6 +351,22 @@ def test_row_parallel_results_do_not_depend_on_thread_count():
         results.append(out)
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("background", ["zeros", "random"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kl_at_the_edges_of_the_log_ratio_range(dtype, background):
+    """The bit-checked KL blocks (one-division log of the ratio) must leave every
+    pair outside their range to the full forms; next to p = 0 a row's sum is
+    its pair's term alone."""
+    p, q = log_ratio_edge_rows(dtype, background)
+    for normalize in (False, True):
+        got, expected = np.empty(len(p)), np.empty(len(p))
+        nb.kl_divergence(p, q, None, normalize, got, 2)
+        with np.errstate(all="ignore"):
+            ref.kl_divergence(p, q, None, normalize, expected, 2)
+            got, expected = got.astype(dtype), expected.astype(dtype)
+        assert_close_or_special(got, expected, rtol=RTOL[np.dtype(dtype)])
 
 
 def test_near_identical_kl_no_worse_than_scipy():

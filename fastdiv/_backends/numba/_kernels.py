@@ -38,7 +38,16 @@ from numba import literally, prange
 
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._math import bits, bits_less_one, like, log_normal, normal_bits
+from fastdiv._backends.numba._math import (
+    bits,
+    bits_less_one,
+    like,
+    log_normal,
+    log_ratio,
+    normal_bits,
+    ratio_q_offset,
+    ratio_q_span,
+)
 from fastdiv._backends.numba._options import (
     BLOCK,
     CHUNK,
@@ -90,24 +99,26 @@ def _term(kind, x, y):
 def _fill(kind, p, q, mask, has_mask, buffer):
     """``buffer[j] = term(p[j], q[j])`` in the precision of ``p``.
 
-    Entropy and cross-entropy take the plain forms ``-x log x`` and
-    ``-(x log y)`` with the log for positive normal numbers, which are right
-    where ``x`` (entropy; ``+0`` too: the log of its bits is finite) or ``y``
-    (cross-entropy) is a positive normal number. The loop checks that with
-    the largest and smallest bit pattern (see :func:`bits`), integer
+    Entropy, cross-entropy and KL take the plain forms ``-x log x``,
+    ``-(x log y)`` and ``x log(x / y)`` (:func:`log_ratio`: one division, no
+    select), which are right where ``x`` (entropy, KL; ``+0`` too: the log of
+    its bits is finite) or ``y`` (cross-entropy) is a positive normal number,
+    and for KL ``y`` is in the range of :func:`log_ratio`. The loop checks that
+    with the largest and smallest bit pattern (see :func:`bits`), integer
     reductions that vectorise, and returns True when an element is outside:
     the caller then takes :func:`_fill_full`. An element the mask leaves out
-    (``mask[j] == 0``; the sums skip it) counts as ``x = 1`` (entropy) or
-    ``x = 0, y = 1`` (cross-entropy), so that padding does not send its block
-    to the full forms. Other kinds return False.
+    (``mask[j] == 0``; the sums skip it) counts as ``x = 1`` (entropy),
+    ``x = 0, y = 1`` (cross-entropy) or ``x = y = 1`` (KL), so that padding
+    does not send its block to the full forms. JS returns False.
     """
     literally(kind)
     if p.size == 0:
         return False
-    if kind == ENTROPY or kind == CROSS_ENTROPY:
+    if kind == ENTROPY or kind == CROSS_ENTROPY or kind == KL:
         # the loop keeps the unsigned type of the bits (no promotion to 64-bit lanes)
         low, high = normal_bits(p)
         top, bottom = low, high
+        q_top, span = ratio_q_span(p)
         one, zero = like(p[0], 1.0), like(p[0], 0.0)
         for j in range(p.size):
             x = p[j]
@@ -117,6 +128,13 @@ def _fill(kind, p, q, mask, has_mask, buffer):
                 top = max(top, bits(x))
                 bottom = min(bottom, bits_less_one(x))  # +0 wraps to the top
                 buffer[j] = -x * log_normal(x)
+            elif kind == KL:
+                x = x if keep else one
+                y = q[j] if keep else one
+                top = max(top, bits(x))
+                bottom = min(bottom, bits_less_one(x))
+                q_top = max(q_top, ratio_q_offset(y))  # below the range wraps to the top
+                buffer[j] = x * log_ratio(x, y)
             else:
                 x = x if keep else zero
                 y = q[j] if keep else one
@@ -126,6 +144,8 @@ def _fill(kind, p, q, mask, has_mask, buffer):
                 buffer[j] = -(x * log_normal(y))
         if kind == ENTROPY:
             return (top > high) | (bottom < low - 1)
+        if kind == KL:
+            return (top > high) | (bottom < low - 1) | (q_top > span)
         return (top > high) | (bottom < low)
     for j in range(p.size):
         buffer[j] = _term(kind, p[j], q[j])
@@ -134,11 +154,14 @@ def _fill(kind, p, q, mask, has_mask, buffer):
 
 @jit(MATH)
 def _fill_full(kind, p, q, buffer):
-    """Entropy or cross-entropy terms with every input value handled (SciPy's edge values)."""
+    """Entropy or cross-entropy terms with every input value handled (SciPy's edge values);
+    KL's fast terms, which mark what they cannot take for :func:`_fix_slow`."""
     literally(kind)
     for j in range(p.size):
         if kind == ENTROPY:
             buffer[j] = _terms.entr(p[j])
+        elif kind == KL:
+            buffer[j] = _terms.rel_entr_fast(p[j], q[j])
         else:
             buffer[j] = _terms.neg_xlogy(p[j], q[j])
 
