@@ -372,3 +372,53 @@ def test_narrow_to_float32_rounds_and_overflows_to_inf_silently(backend):
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(out, values.astype(np.float32))
     assert np.signbit(out[-1])
+
+
+def _float32_results_backend(backend):
+    """Select ``backend`` if it rounds float32 results in its kernels, else skip."""
+    from fastdiv._backends import load
+
+    if not vars(load(backend)).get("FLOAT32_RESULTS", False):
+        pytest.skip(f"{backend} has no FLOAT32_RESULTS")
+    fastdiv.set_backend(backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_results_beyond_range_are_inf_without_warnings(backend, restore_config):
+    import warnings
+
+    _float32_results_backend(backend)
+    p = np.array([[3e38, 3e38], [0.5, 0.5]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fastdiv.entropy(p)
+    assert result.dtype == np.float32
+    assert result[0] == -np.inf and np.isclose(result[1], np.log(2))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", REDUCTIONS)
+@pytest.mark.parametrize("shape, masked", [((32, 10), False), ((33, 5), True),
+                                           ((6, 3000), True), ((3, 140_000), False)],
+                         ids=["small", "short rows", "masked", "long rows"])
+def test_float32_results_rounded_in_the_kernel_match_rounding_after(backend, name, shape,
+                                                                     masked, restore_config):
+    """Float32 results come from the kernel (FLOAT32_RESULTS) when no base follows; with
+    base=e they are rounded afterwards from the float64 row sums: the same bits."""
+    from fastdiv._prepare import prepare_reduction
+
+    _float32_results_backend(backend)
+    fastdiv.set_num_threads(2)
+    rng = np.random.default_rng(11)
+    p = rng.random(shape).astype(np.float32)
+    q = rng.random(shape).astype(np.float32) + np.float32(1e-3)
+    p[0, :2] = 3e38  # beyond float32's range once summed: inf either way
+    where = rng.random(shape) < 0.8 if masked else None
+    func = getattr(fastdiv, name)
+    args = (p,) if name == "entropy" else (p, q)
+    job = prepare_reduction(args, ("p", "q")[:len(args)], where=where, float32_out_ok=True)
+    assert job.acc.dtype == np.float32  # the kernel rounds; the job does not
+    in_kernel = func(*args, where=where)
+    after = func(*args, where=where, base=np.e)
+    assert in_kernel.dtype == after.dtype == np.float32
+    np.testing.assert_array_equal(in_kernel.view(np.uint32), after.view(np.uint32))

@@ -27,6 +27,10 @@ from fastdiv._backends.cython._logit_kernels import (
     softmax_cross_entropy_probs,
 )
 
+# The reductions round float32 results into a float32 ``out`` themselves (see
+# ``fastdiv._backends``): each row's float64 sum is stored once, inf beyond range.
+FLOAT32_RESULTS = True
+
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",

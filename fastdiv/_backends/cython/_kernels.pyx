@@ -91,6 +91,8 @@ cdef enum:
     # Rows of at most FD_SHORT_N elements go to the short-row kernels in units
     # of this many rows.
     SHORT_UNIT_ROWS = 2048
+    # Float32 results of up to this many rows are summed into a stack buffer.
+    SMALL_RESULTS = 64
 
 
 _ISA_NAMES = ("baseline", "avx2", "avx512")
@@ -325,6 +327,15 @@ cdef int _threads_for(Py_ssize_t units, Py_ssize_t elements, int num_threads) no
     return <int>units if units < num_threads else num_threads
 
 
+cdef void _narrow(const double *results, float *out32, Py_ssize_t rows) noexcept nogil:
+    """Rounds the rows' results into a float32 ``out`` (if any): beyond float32's
+    range gives inf, without NumPy's overflow warning."""
+    cdef Py_ssize_t row
+    if out32 != NULL:
+        for row in range(rows):
+            out32[row] = <float>results[row]
+
+
 cdef object _reduce(int op, object p, object q, object where, bint normalize, object out,
                     int num_threads):
     cdef Py_buffer pv, qv, wv, ov
@@ -332,9 +343,12 @@ cdef object _reduce(int op, object p, object q, object where, bint normalize, ob
     cdef const fd_kernel_set *kernels
     cdef Rows out_rows
     cdef int threads
-    cdef Py_ssize_t units
+    cdef Py_ssize_t units, row
     cdef bint have_q = q is not None, have_w = where is not None
+    cdef double small_results[SMALL_RESULTS]
+    cdef float *out32 = NULL  # a float32 out (FLOAT32_RESULTS): rows summed into job.out first
     job.op = op
+    job.out = NULL
     job.normalize = normalize
     job.partial = NULL
     job.mode = NULL
@@ -354,14 +368,24 @@ cdef object _reduce(int op, object p, object q, object where, bint normalize, ob
             try:
                 rows_of(out, &ov, &out_rows, True)
                 try:
-                    if ov.itemsize != 8 or out_rows.rows != job.p.rows or (
-                        job.p.rows > 1 and out_rows.row_stride != 8
-                    ):
-                        raise ValueError("out must be a contiguous float64 array, one per row")
-                    job.out = <double *>ov.buf
+                    if (ov.itemsize != 8 and not (ov.itemsize == 4 and job.p.itemsize == 4)) or (
+                        out_rows.rows != job.p.rows
+                    ) or (job.p.rows > 1 and out_rows.row_stride != ov.itemsize):
+                        raise ValueError("out must be a contiguous float64 array (or float32 "
+                                         "for float32 operands), one value per row")
+                    if ov.itemsize == 8:
+                        job.out = <double *>ov.buf
+                    else:
+                        out32 = <float *>ov.buf
+                        job.out = small_results
+                        if job.p.rows > SMALL_RESULTS:
+                            job.out = <double *>malloc(job.p.rows * sizeof(double))
+                            if job.out == NULL:
+                                raise MemoryError()
                     if 0 < job.p.n <= FD_SHORT_N and not normalize:
                         with nogil:
                             _run_short_rows(&job, kernels.short_rows[op], num_threads)
+                            _narrow(job.out, out32, job.p.rows)
                         return None
                     job.reduce = kernels.reduce[op]
                     job.sums = kernels.sums
@@ -376,10 +400,13 @@ cdef object _reduce(int op, object p, object q, object where, bint normalize, ob
                             raise MemoryError()
                     with nogil:
                         _run_reduction(&job, threads)
+                        _narrow(job.out, out32, job.p.rows)
                 finally:
                     free(job.partial)
                     free(job.mode)
                     free(job.scale)
+                    if out32 != NULL and job.out != small_results:
+                        free(job.out)
                     PyBuffer_Release(&ov)
             finally:
                 if have_w:
