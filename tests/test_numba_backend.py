@@ -58,6 +58,12 @@ def _log1p_all(x, out):
         out[i] = _math.log1p(x[i])
 
 
+@numba.njit(error_model="numpy")
+def _log_ratio_all(p, q, out):
+    for i in range(p.size):
+        out[i] = _math.log_ratio(p[i], q[i])
+
+
 def _ulps(actual, expected, dtype):
     """|actual - expected| in units of the last place of ``expected`` (as ``dtype``)."""
     spacing = np.spacing(np.abs(expected).astype(dtype)).astype(np.float64)
@@ -98,6 +104,28 @@ def test_log_special_values_exact(dtype):
     _log_all(x, got)
     assert got[0] == 0.0 and not np.signbit(got[0])
     assert_special_equal(got[1:], [-np.inf, -np.inf, np.inf, np.nan, np.nan, np.nan])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_ratio_within_two_ulp(dtype):
+    """log(p / q) with one division (the KL blocks), on its whole range: p and q
+    anywhere in it, and q = p (1 + d) for d down to the last bits."""
+    rng = np.random.default_rng(13)
+    n, e = 200_000, (1020 if dtype == np.float64 else 124)
+    p = np.ldexp(rng.random(2 * n) + 0.5, rng.integers(-e, e, 2 * n))
+    q = np.ldexp(rng.random(2 * n) + 0.5, rng.integers(-e, e, 2 * n))
+    q[n:] = p[n:] * (1 + (rng.random(n) - 0.5) * np.ldexp(1.0, -rng.integers(0, 52, n)))
+    p, q = p.astype(dtype), q.astype(dtype)
+    got = np.empty_like(p)
+    _log_ratio_all(p, q, got)
+    wide_p, wide_q = p.astype(np.longdouble), q.astype(np.longdouble)
+    with np.errstate(divide="ignore"):
+        exact = np.where(np.abs(wide_p / wide_q - 1) > 0.25, np.log(wide_p) - np.log(wide_q),
+                         np.log1p((wide_p - wide_q) / wide_q))
+    nonzero = exact != 0
+    assert (got[~nonzero] == 0).all()
+    spacing = np.spacing(np.abs(exact[nonzero]).astype(dtype)).astype(np.longdouble)
+    assert (np.abs(got[nonzero] - exact[nonzero]) / spacing).max() <= 2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

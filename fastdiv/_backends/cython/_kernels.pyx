@@ -343,7 +343,7 @@ cdef object _reduce(int op, object p, object q, object where, bint normalize, ob
     cdef const fd_kernel_set *kernels
     cdef Rows out_rows
     cdef int threads
-    cdef Py_ssize_t units, row
+    cdef Py_ssize_t units
     cdef bint have_q = q is not None, have_w = where is not None
     cdef double small_results[SMALL_RESULTS]
     cdef float *out32 = NULL  # a float32 out (FLOAT32_RESULTS): rows summed into job.out first

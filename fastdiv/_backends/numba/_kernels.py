@@ -84,9 +84,10 @@ NO_MASK.flags.writeable = False
 def _term(kind, x, y):
     """The term of ``kind`` (inlined: ``kind`` is a constant of the caller).
 
-    KL and JS take the fast forms, which mark the elements they cannot take
-    with ``-inf``; a block whose sum is then not finite goes through
-    :func:`_fix_slow`. Entropy and cross-entropy are written in :func:`_fill`.
+    JS and the elementwise ``rel_entr`` take the fast forms, which mark the
+    elements they cannot take with ``-inf``; a block whose sum is then not
+    finite goes through :func:`_fix_slow`. Entropy, cross-entropy and KL are
+    written in :func:`_fill` (KL's marking form in :func:`_fill_full`).
     """
     if kind == ENTR:
         return _terms.entr(x)
