@@ -130,13 +130,8 @@ FD_INLINE void FDL_NT(block_sums)(const int masked, const int weighted, const in
             weight = (double)b[i];
             keep &= weight != 0;
         }
-#if FDL_T_IS_DOUBLE
         if (store)
-            exps[i] = keep ? e : 0.0;
-#else
-        if (store)
-            exps[i] = keep ? ef : 0.0f;
-#endif
+            exps[i] = keep ? (FDL_T)e : (FDL_T)0;    /* a float's e is its float exp, exactly */
 #if !FDL_T_IS_DOUBLE
         if (!weighted) {     /* select in float lanes, then widen: half the double work */
             heads += keep & at_max;
