@@ -538,9 +538,6 @@ def narrow_to_float32(values, out):
     array([0.5, inf], dtype=float32)
     """
     cdef Py_buffer vv, ov
-    cdef Py_ssize_t i, n
-    cdef const double *src
-    cdef float *dst
     PyObject_GetBuffer(values, &vv, PyBUF_RECORDS_RO)
     try:
         PyObject_GetBuffer(out, &ov, PyBUF_RECORDS)
@@ -550,11 +547,7 @@ def narrow_to_float32(values, out):
                     or (vv.shape[0] > 1 and (vv.strides[0] != 8 or ov.strides[0] != 4))):
                 raise ValueError("narrow_to_float32 takes contiguous 1-D float64 and float32 "
                                  "arrays of one length")
-            src = <const double *>vv.buf
-            dst = <float *>ov.buf
-            n = vv.shape[0]
-            for i in range(n):
-                dst[i] = <float>src[i]
+            _narrow(<const double *>vv.buf, <float *>ov.buf, vv.shape[0])
         finally:
             PyBuffer_Release(&ov)
     finally:

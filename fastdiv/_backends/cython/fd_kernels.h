@@ -104,6 +104,12 @@ static inline double fd_from_bits_d(uint64_t u) { double x; memcpy(&x, &u, sizeo
 static inline uint32_t fd_bits_f(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
 static inline float fd_from_bits_f(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
 
+/* log(2) in two parts for k log(2) in the logs: the low bits of hi are zero, so k hi is exact */
+#define FD_LN2_HI_D 0x1.62e42fefa3000p-1    /* low 12 bits zero */
+#define FD_LN2_LO_D 2.8235290563031577e-13
+#define FD_LN2_HI_F 0x1.62e4p-1f            /* low 9 bits zero */
+#define FD_LN2_LO_F 0x1.7f7d1cp-20f
+
 /* Scalar Neumaier step: (s, c) += x. */
 static inline void fd_neumaier_add(double *s, double *c, double x)
 {

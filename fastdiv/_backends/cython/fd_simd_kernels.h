@@ -21,12 +21,17 @@
 #define FD_LOG FD_N(fd_log_d)
 #define FD_FLAG int64_t
 #define FD_UBITS uint64_t
+#define FD_SBITS int64_t
 #define FD_C_BITS fd_bits_d
+#define FD_C_FROM_BITS fd_from_bits_d
+#define FD_C_MANT 52                          /* mantissa bits */
+#define FD_C_LN2_HI FD_LN2_HI_D
+#define FD_C_LN2_LO FD_LN2_LO_D
+#define FD_RATIO_POLY FD_N(fd_ratio_poly_d)
 #define FD_C_MIN_BITS 0x0010000000000000ULL   /* bits of FD_C_MIN and FD_C_MAX */
 #define FD_C_MAX_BITS 0x7fefffffffffffffULL
-#define FD_RATIO_Q_MIN_BITS 0x0020000000000000ULL   /* fd_log_ratio_d's q: [2^-1021, 2^1022) */
+#define FD_RATIO_Q_MIN_BITS 0x0020000000000000ULL   /* log_ratio's q: [2^-1021, 2^1022) */
 #define FD_RATIO_Q_SPAN (0x7fd0000000000000ULL - 1 - FD_RATIO_Q_MIN_BITS)
-#define FD_LOG_RATIO FD_N(fd_log_ratio_d)
 #define FD_LOG_NORMAL FD_N(fd_log_normal_d)
 #define FD_RESID FD_N(fd_resid_d)
 #define FD_FMA_C FD_FMA
@@ -44,12 +49,17 @@
 #define FD_LOG FD_N(fd_log_f)
 #define FD_FLAG int32_t
 #define FD_UBITS uint32_t
+#define FD_SBITS int32_t
 #define FD_C_BITS fd_bits_f
+#define FD_C_FROM_BITS fd_from_bits_f
+#define FD_C_MANT 23
+#define FD_C_LN2_HI FD_LN2_HI_F
+#define FD_C_LN2_LO FD_LN2_LO_F
+#define FD_RATIO_POLY FD_N(fd_ratio_poly_f)
 #define FD_C_MIN_BITS 0x00800000u
 #define FD_C_MAX_BITS 0x7f7fffffu
-#define FD_RATIO_Q_MIN_BITS 0x01000000u           /* fd_log_ratio_f's q: [2^-125, 2^126) */
+#define FD_RATIO_Q_MIN_BITS 0x01000000u           /* log_ratio's q: [2^-125, 2^126) */
 #define FD_RATIO_Q_SPAN (0x7e800000u - 1 - FD_RATIO_Q_MIN_BITS)
-#define FD_LOG_RATIO FD_N(fd_log_ratio_f)
 #define FD_LOG_NORMAL FD_N(fd_log_normal_f)
 #define FD_RESID FD_N(fd_resid_f)
 #define FD_FMA_C FD_FMAF
@@ -75,6 +85,30 @@ FD_INLINE FD_C FD_NT(xent_term)(FD_C p, FD_C q)
 {
     const FD_C t = -(p * FD_LOG(q));
     return ((p == 0) & (q == q)) ? (FD_C)0 : t;
+}
+
+/*
+ * log(p / q) with one division instead of two (p / q, then the log's own):
+ * p' = p 2^-K, K the integer nearest to the difference of the bit patterns
+ * (in units of the exponent field), so that p' / q lies in [2/3, 3/2]; then
+ * log(p / q) = K ln2 + 2 atanh(s), s = (p' - q) / (p' + q), where p' - q is
+ * exact (Sterbenz) and 2 atanh(s) = 2s + s R(s^2) (FD_RATIO_POLY). Within
+ * 2 ulp for p a positive normal number and q in [2^-1021, 2^1022) (float:
+ * [2^-125, 2^126); FD_RATIO_Q_MIN_BITS), where p' is normal and p' + q
+ * finite; p = +0 gives a finite value (any finite value: the caller
+ * multiplies it by p).
+ */
+FD_INLINE FD_C FD_NT(log_ratio)(FD_C p, FD_C q)
+{
+    /* unsigned arithmetic: defined for every input, even those the caller rejects */
+    const FD_UBITS bp = FD_C_BITS(p);
+    const FD_UBITS half = (FD_UBITS)1 << (FD_C_MANT - 1);
+    const FD_SBITS k = (FD_SBITS)(bp - FD_C_BITS(q) + half) >> FD_C_MANT;
+    const FD_C ps = FD_C_FROM_BITS(bp - ((FD_UBITS)k << FD_C_MANT));
+    const FD_C s = (ps - q) / (ps + q);
+    const FD_C kc = (FD_C)k;
+    const FD_C small = FD_FMA_C(s, FD_RATIO_POLY(s * s), kc * FD_C_LN2_LO);
+    return FD_FMA_C(kc, FD_C_LN2_HI, (s + s) + small);
 }
 
 /*
@@ -276,8 +310,8 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, FD_C x, FD_C y,
  * instruction set has vector integer min and max (FD_VECTOR_MINMAX), that is
  * one max and one min per element instead of a flag. Where it has them for
  * its lanes (FD_KL_BIT_CHECKED), KL is checked the same way and takes
- * p log(p / q) by fd_log_ratio (one division, no select): right for p a
- * positive normal number or +0 and q in fd_log_ratio's range, whose offset
+ * p log(p / q) by log_ratio (one division, no select): right for p a
+ * positive normal number or +0 and q in log_ratio's range, whose offset
  * from the range's start wraps to the top below it. Elsewhere KL takes
  * kl_fast, whose compares and selects cost more on AVX-512 (they go through
  * mask registers) than the whole bit check. A masked element becomes x = 1
@@ -329,7 +363,7 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
                 /* q's range for the log of the ratio, below it wraps to the top */
                 const FD_UBITS b_q = FD_C_BITS(y) - FD_RATIO_Q_MIN_BITS;
                 q_span = b_q > q_span ? b_q : q_span;
-                tb[i] = x * FD_LOG_RATIO(x, y);
+                tb[i] = x * FD_NT(log_ratio)(x, y);
             }
 #if FD_VECTOR_MINMAX
             hi = b_hi > hi ? b_hi : hi;
@@ -697,7 +731,12 @@ static const fd_kernel_set FD_NT(kernel_set) = {
 #undef FD_KL_BIT_CHECKED
 #undef FD_RATIO_Q_MIN_BITS
 #undef FD_RATIO_Q_SPAN
-#undef FD_LOG_RATIO
+#undef FD_SBITS
+#undef FD_C_FROM_BITS
+#undef FD_C_MANT
+#undef FD_C_LN2_HI
+#undef FD_C_LN2_LO
+#undef FD_RATIO_POLY
 #undef FD_C_BITS
 #undef FD_C_MIN_BITS
 #undef FD_C_MAX_BITS

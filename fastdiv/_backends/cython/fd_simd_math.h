@@ -44,47 +44,29 @@ FD_INLINE double FD_N(fd_log_core_d)(double xs, double k_shift)
     const double c56 = FD_FMA(z, 0x1.39fe606542ddep-3, 0x1.7462b4ab2ef6bp-3);
     const double c567 = FD_FMA(w, 0x1.2b584aae78a57p-3, c56);
     const double r = z * FD_FMA(w * w, c567, FD_FMA(w, c34, c12));
-    const double ln2_hi = 0x1.62e42fefa3000p-1;     /* low 12 bits zero: k * ln2_hi exact */
-    const double ln2_lo = 2.8235290563031577e-13;
 #if FD_HAVE_FMA
     /* log(1 + f) = f - s (f - R), the small part rounded once by the FMA */
-    return FD_FMA(k, ln2_hi, f + FD_FMA(s, r - f, k * ln2_lo));
+    return FD_FMA(k, FD_LN2_HI_D, f + FD_FMA(s, r - f, k * FD_LN2_LO_D));
 #else
     const double hfsq = 0.5 * f * f;
-    return k * ln2_hi - ((hfsq - (s * (hfsq + r) + k * ln2_lo)) - f);
+    return k * FD_LN2_HI_D - ((hfsq - (s * (hfsq + r) + k * FD_LN2_LO_D)) - f);
 #endif
 }
 
 /*
- * log(p / q) with one division instead of two (p / q, then the log's own):
- * p' = p 2^-K, K the integer nearest to the difference of the bit patterns
- * (in units of the exponent field), so that p' / q lies in [2/3, 3/2]; then
- * log(p / q) = K ln2 + 2 atanh(s), s = (p' - q) / (p' + q), where p' - q is
- * exact (Sterbenz) and 2 atanh(s) = 2s + s R(s^2), R our own Chebyshev fit
- * (mpmath.chebyfit of (2 atanh(s)/s - 2) / z, z in [0, 0.04]), degree 7 for
- * double (error below 2^-60 of the result), degree 3 for float. Within 2 ulp
- * for p a positive normal number and q in [2^-1021, 2^1022) (float:
- * [2^-125, 2^126)), where p' is normal and p' + q finite; p = +0 gives a
- * finite value (any finite value: the caller multiplies it by p).
+ * R(z), z = s^2, of 2 atanh(s) = 2s + s R(z) on z in [0, 0.04]: the
+ * polynomial of the one-division log of a ratio (fd_simd_kernels.h,
+ * log_ratio), our own Chebyshev fit (mpmath.chebyfit of (2 atanh(s)/s - 2) / z),
+ * degree 7 in z for double (error below 2^-60 of the log), degree 3 for float.
  */
-FD_INLINE double FD_N(fd_log_ratio_d)(double p, double q)
+FD_INLINE double FD_N(fd_ratio_poly_d)(double z)
 {
-    /* unsigned arithmetic: defined for every input, even those the caller rejects */
-    const uint64_t bp = fd_bits_d(p);
-    const int64_t k = (int64_t)(bp - fd_bits_d(q) + (UINT64_C(1) << 51)) >> 52;
-    const double ps = fd_from_bits_d(bp - ((uint64_t)k << 52));
-    const double s = (ps - q) / (ps + q);
-    const double z = s * s;
     const double w = z * z;
     const double c01 = FD_FMA(z, 0x1.9999999999f17p-2, 0x1.5555555555555p-1);
     const double c23 = FD_FMA(z, 0x1.c71c72df580fcp-3, 0x1.24924923de6edp-2);
     const double c45 = FD_FMA(z, 0x1.3b29d0452d426p-3, 0x1.745cac43cc003p-3);
     const double c67 = FD_FMA(z, 0x1.169c38cc826bep-3, 0x1.0e8c55b42945fp-3);
-    const double r = z * FD_FMA(w * w, FD_FMA(w, c67, c45), FD_FMA(w, c23, c01));
-    const double kd = (double)k;
-    const double ln2_hi = 0x1.62e42fefa3000p-1;
-    const double ln2_lo = 2.8235290563031577e-13;
-    return FD_FMA(kd, ln2_hi, (s + s) + FD_FMA(s, r, kd * ln2_lo));
+    return z * FD_FMA(w * w, FD_FMA(w, c67, c45), FD_FMA(w, c23, c01));
 }
 
 /* log(x) for x a positive normal finite number; anything else gives garbage. */
@@ -137,30 +119,18 @@ FD_INLINE float FD_N(fd_log_core_f)(float xs, float k_shift)
     /* R(z) = z (c1 + c2 z + c3 z^2 + c4 z^3), Estrin's scheme */
     const float r = z * FD_FMAF(w, FD_FMAF(z, 0x1.ddced8p-3f, 0x1.245c44p-2f),
                                 FD_FMAF(z, 0x1.9999ecp-2f, 0x1.555556p-1f));
-    const float ln2_hi = 0x1.62e4p-1f;              /* low 9 bits zero: k * ln2_hi exact */
-    const float ln2_lo = 0x1.7f7d1cp-20f;
 #if FD_HAVE_FMA
-    return FD_FMAF(k, ln2_hi, f + FD_FMAF(s, r - f, k * ln2_lo));
+    return FD_FMAF(k, FD_LN2_HI_F, f + FD_FMAF(s, r - f, k * FD_LN2_LO_F));
 #else
     const float hfsq = 0.5f * f * f;
-    return k * ln2_hi - ((hfsq - (s * (hfsq + r) + k * ln2_lo)) - f);
+    return k * FD_LN2_HI_F - ((hfsq - (s * (hfsq + r) + k * FD_LN2_LO_F)) - f);
 #endif
 }
 
-/* log(p / q), float: as fd_log_ratio_d. */
-FD_INLINE float FD_N(fd_log_ratio_f)(float p, float q)
+FD_INLINE float FD_N(fd_ratio_poly_f)(float z)
 {
-    const uint32_t bp = fd_bits_f(p);
-    const int32_t k = (int32_t)(bp - fd_bits_f(q) + (UINT32_C(1) << 22)) >> 23;
-    const float ps = fd_from_bits_f(bp - ((uint32_t)k << 23));
-    const float s = (ps - q) / (ps + q);
-    const float z = s * s;
-    const float r = z * FD_FMAF(z * z, FD_FMAF(z, 0x1.e6587ap-3f, 0x1.242ce0p-2f),
-                                FD_FMAF(z, 0x1.999a6ap-2f, 0x1.555556p-1f));
-    const float kf = (float)k;
-    const float ln2_hi = 0x1.62e4p-1f;
-    const float ln2_lo = 0x1.7f7d1cp-20f;
-    return FD_FMAF(kf, ln2_hi, (s + s) + FD_FMAF(s, r, kf * ln2_lo));
+    return z * FD_FMAF(z * z, FD_FMAF(z, 0x1.e6587ap-3f, 0x1.242ce0p-2f),
+                       FD_FMAF(z, 0x1.999a6ap-2f, 0x1.555556p-1f));
 }
 
 FD_INLINE float FD_N(fd_log_normal_f)(float x)

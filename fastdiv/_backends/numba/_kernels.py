@@ -143,11 +143,9 @@ def _fill(kind, p, q, mask, has_mask, buffer):
                 top = max(top, b)
                 bottom = min(bottom, b)
                 buffer[j] = -(x * log_normal(y))
-        if kind == ENTROPY:
-            return (top > high) | (bottom < low - 1)
-        if kind == KL:
-            return (top > high) | (bottom < low - 1) | (q_top > span)
-        return (top > high) | (bottom < low)
+        if kind == CROSS_ENTROPY:
+            return (top > high) | (bottom < low)
+        return (top > high) | (bottom < low - 1) | (q_top > span)  # q_top stays 0 for entropy
     for j in range(p.size):
         buffer[j] = _term(kind, p[j], q[j])
     return False

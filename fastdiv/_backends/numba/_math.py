@@ -392,44 +392,53 @@ def ratio_q_span(typingctx, array):
 
 
 @jit(MATH)
-def log_ratio64(p, q):
-    """``log(p / q)`` with one division: ``k log(2) + 2 atanh(s)``, ``s = (p' - q) / (p' + q)``
-    with ``p' = p 2**-k`` (:func:`_ratio_split`; ``p' - q`` is exact). Within 2 ulp for a
-    positive normal ``p`` and ``q`` in ``[2**-1021, 2**1022)``; finite for ``p = +0``."""
-    k, scaled = _ratio_split(p, q)
-    s = (scaled - q) / (scaled + q)
-    z = s * s
-    w = z * z
+def _ratio_poly64(z):
+    """``R(z)`` of ``2 atanh(s) = 2s + s R(s*s)`` (see ``_LR64``), Estrin's scheme."""
     c = _LR64
+    w = z * z
     low = fma(w, fma(z, c[3], c[2]), fma(z, c[1], c[0]))
     high = fma(w, fma(z, c[7], c[6]), fma(z, c[5], c[4]))
-    r = z * fma(w * w, high, low)
-    return fma(k, _LN2_HI, (s + s) + fma(s, r, k * _LN2_LO))
+    return z * fma(w * w, high, low)
 
 
 @jit(MATH)
-def log_ratio32(p, q):
-    """:func:`log_ratio64` for float32 (``q`` in ``[2**-125, 2**126)``)."""
+def _ratio_poly32(z):
+    """:func:`_ratio_poly64` for float32 (``_LR32``)."""
+    c = _LR32
+    return z * fma(z * z, fma(z, c[3], c[2]), fma(z, c[1], c[0]))
+
+
+def _ratio_poly(z):
+    """In jitted code, :func:`_ratio_poly64` or :func:`_ratio_poly32` by the type of ``z``."""
+    raise NotImplementedError
+
+
+def _ln2_parts(x):
+    """``(hi, lo)``: log(2) in two parts of ``x``'s type, ``k hi`` exact for integral ``k``."""
+    raise NotImplementedError
+
+
+_by_float_type(_ratio_poly, _ratio_poly64, _ratio_poly32)
+
+
+@overload(_ln2_parts, jit_options=MATH)
+def _ln2_parts_overload(x):
+    if x == types.float64:
+        return lambda x: (_LN2_HI, _LN2_LO)
+    if x == types.float32:
+        return lambda x: (_LN2_HI32, _LN2_LO32)
+
+
+@jit(MATH)
+def log_ratio(p, q):
+    """``log(p / q)`` with one division, float32 or float64: ``k log(2) + 2 atanh(s)``,
+    ``s = (p' - q) / (p' + q)`` with ``p' = p 2**-k`` (:func:`_ratio_split`; ``p' - q`` is
+    exact). Within 2 ulp for a positive normal ``p`` and ``q`` in ``[2**-1021, 2**1022)``
+    (float32: ``[2**-125, 2**126)``); finite for ``p = +0``."""
     k, scaled = _ratio_split(p, q)
     s = (scaled - q) / (scaled + q)
-    z = s * s
-    c = _LR32
-    r = z * fma(z * z, fma(z, c[3], c[2]), fma(z, c[1], c[0]))
-    return fma(k, _LN2_HI32, (s + s) + fma(s, r, k * _LN2_LO32))
-
-
-def log_ratio(p, q):
-    """``log(p / q)`` for positive normal ``p`` (or +0) and ``q`` in range; see
-    :func:`log_ratio64`."""
-    return np.log(p / q)
-
-
-@overload(log_ratio, jit_options=MATH)
-def _log_ratio_overload(p, q):
-    if p == q == types.float64:
-        return lambda p, q: log_ratio64(p, q)
-    if p == q == types.float32:
-        return lambda p, q: log_ratio32(p, q)
+    hi, lo = _ln2_parts(k)
+    return fma(k, hi, (s + s) + fma(s, _ratio_poly(s * s), k * lo))
 
 
 # -- generic entry points --------------------------------------------------------
