@@ -106,10 +106,14 @@ def test_log_special_values_exact(dtype):
     assert_special_equal(got[1:], [-np.inf, -np.inf, np.inf, np.nan, np.nan, np.nan])
 
 
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant <= 52, reason="needs an extended long double")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_log_ratio_within_two_ulp(dtype):
     """log(p / q) with one division (the KL blocks), on its whole range: p and q
-    anywhere in it, and q = p (1 + d) for d down to the last bits."""
+    anywhere in it, and q = p (1 + d) for d down to the last bits.
+
+    The reference takes the log of the long-double ratio (never log p - log q: two
+    logs of about 700 cancel to a result near 0.2 with an error of 2 ulp of double)."""
     rng = np.random.default_rng(13)
     n, e = 200_000, (1020 if dtype == np.float64 else 124)
     p = np.ldexp(rng.random(2 * n) + 0.5, rng.integers(-e, e, 2 * n))
@@ -120,7 +124,7 @@ def test_log_ratio_within_two_ulp(dtype):
     _log_ratio_all(p, q, got)
     wide_p, wide_q = p.astype(np.longdouble), q.astype(np.longdouble)
     with np.errstate(divide="ignore"):
-        exact = np.where(np.abs(wide_p / wide_q - 1) > 0.25, np.log(wide_p) - np.log(wide_q),
+        exact = np.where(np.abs(wide_p / wide_q - 1) > 0.25, np.log(wide_p / wide_q),
                          np.log1p((wide_p - wide_q) / wide_q))
     nonzero = exact != 0
     assert (got[~nonzero] == 0).all()
