@@ -37,6 +37,16 @@ enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3
  * divisor of FD_BLOCK), folded into the row's sum every FD_LANE_BLOCKS blocks. */
 #define FD_LANES 32
 #define FD_LANE_BLOCKS 4
+/* How far ahead entropy's one input stream is prefetched, in bytes. Measured
+ * on an Intel Xeon (Emerald Rapids) VM, two threads, inputs from memory
+ * (medians of 4 interleaved runs): float32 entropy of 2048 x 32768 25.9 ->
+ * 20.8 ms, float64 of 1024 x 32768 25.5 -> 23.8 ms (4096 and 8192 bytes: the
+ * same for float32, slower for float64). Cross-entropy and KL, which read two
+ * streams, got no faster with it (float64 slower), so they leave it to the
+ * hardware prefetcher. */
+#ifndef FD_PREFETCH_AHEAD
+#define FD_PREFETCH_AHEAD 2048
+#endif
 
 /* Reduction over one row segment: adds to acc = {sum, compensation}.
  * mode FD_SCALE_DIVIDE (normalize): p and q are divided by sp and sq. */
@@ -80,6 +90,7 @@ typedef struct {
 #define FD_NAN_D __builtin_nan("")
 #define FD_INF_F __builtin_inff()
 #define FD_NAN_F __builtin_nanf("")
+#define FD_PREFETCH(address) __builtin_prefetch((address), 0, 3)
 #else
 #define FD_ALWAYS_INLINE __forceinline
 #define FD_PRAGMA_SIMD(clauses)
@@ -89,6 +100,7 @@ typedef struct {
 #define FD_NAN_F ((float)NAN)
 #define __builtin_fma fma
 #define __builtin_fmaf fmaf
+#define FD_PREFETCH(address) ((void)(address))   /* a hint: leaving it out is correct */
 #endif
 
 #ifndef FD_X86_DISPATCH   /* -DFD_X86_DISPATCH=0 builds the portable path only */

@@ -492,6 +492,18 @@ FD_INLINE void FD_NT(lanes_fold)(const int op, const int scaled, const FD_T *p, 
 }
 
 /*
+ * Asks for the block FD_PREFETCH_AHEAD bytes past pb. The address may lie
+ * past the end of the array (a prefetch never faults), so it is computed as
+ * an integer: pointer arithmetic out of the array would be undefined.
+ */
+FD_INLINE void FD_NT(prefetch_block)(const FD_T *pb)
+{
+    const uintptr_t ahead = (uintptr_t)pb + FD_PREFETCH_AHEAD;
+    for (uintptr_t o = 0; o < FD_BLOCK * sizeof(FD_T); o += 64)
+        FD_PREFETCH((const void *)(ahead + o));
+}
+
+/*
  * Adds the terms of p[0:n] (and q) to acc = {sum, compensation}, block by
  * block. The terms of a block go to running lane sums (lanes_add), folded
  * into acc every FD_LANE_BLOCKS blocks (lanes_fold), so that each lane adds
@@ -515,6 +527,8 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
         const FD_T *pb = p + start, *qb = q + start;
         const unsigned char *wb = masked ? w + start : 0;
+        if (op == FD_OP_ENTROPY)
+            FD_NT(prefetch_block)(pb);
         const int bad = FD_NT(block_map)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, tb);
         if (bad && op == FD_OP_JS) {
             double s, c;
