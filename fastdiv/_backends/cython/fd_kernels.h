@@ -47,6 +47,8 @@ enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3
 #ifndef FD_PREFETCH_AHEAD
 #define FD_PREFETCH_AHEAD 2048
 #endif
+/* Bytes of one cache line (x86-64 and most ARM cores): one prefetch each. */
+#define FD_CACHE_LINE 64
 
 /* Reduction over one row segment: adds to acc = {sum, compensation}.
  * mode FD_SCALE_DIVIDE (normalize): p and q are divided by sp and sq. */

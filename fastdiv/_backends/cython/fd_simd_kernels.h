@@ -499,7 +499,7 @@ FD_INLINE void FD_NT(lanes_fold)(const int op, const int scaled, const FD_T *p, 
 FD_INLINE void FD_NT(prefetch_block)(const FD_T *pb)
 {
     const uintptr_t ahead = (uintptr_t)pb + FD_PREFETCH_AHEAD;
-    for (uintptr_t o = 0; o < FD_BLOCK * sizeof(FD_T); o += 64)
+    for (uintptr_t o = 0; o < FD_BLOCK * sizeof(FD_T); o += FD_CACHE_LINE)
         FD_PREFETCH((const void *)(ahead + o));
 }
 
