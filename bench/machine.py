@@ -6,6 +6,7 @@ import os
 import platform
 from importlib import metadata
 
+from bench import floor
 from fastdiv import _config
 
 PEER_LIBRARIES = ("scipy", "torch", "scikit-learn", "matplotlib", "rich", "pytest-benchmark")
@@ -62,6 +63,7 @@ def describe(threads: int) -> dict:
     dict
         ``cpu``, ``cpu_flags``, ``cpus`` (available to this process),
         ``threads``, ``simd`` (per fastdiv backend, where it says),
+        ``floor`` (what the floor's sum runs on, :func:`bench.floor.method`),
         ``versions`` and ``fastdiv`` (:func:`fastdiv._config.config_info`).
     """
     try:
@@ -85,6 +87,7 @@ def describe(threads: int) -> dict:
         "cpus": cpus,
         "threads": threads,
         "simd": simd,
+        "floor": floor.method(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,

@@ -211,7 +211,7 @@ def print_results(console_, document: dict) -> None:
     machine = document["machine"]
     simd = ", ".join(f"{k}: {v}" for k, v in machine.get("simd", {}).items() if v) or "-"
     console_.print(f"CPU {machine['cpu']} ({machine['cpus']} CPUs), threads {machine['threads']}, "
-                   f"SIMD {simd}")
+                   f"SIMD {simd}, floor summed by {machine.get('floor', 'numpy')}")
 
 
 def summary_rows(records: list[dict]) -> list[tuple[str, ...]]:

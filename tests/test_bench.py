@@ -14,6 +14,7 @@ import fastdiv
 pytest.importorskip("scipy")
 
 from bench import SCHEMA, cases, cli, compare, data, gate, memory, runner, store, timing  # noqa: E402
+from bench import floor as floor_module  # noqa: E402
 from bench.floor import Floor  # noqa: E402
 
 KL = next(op for op in cases.REGISTRY if op.label == "kl_divergence")
@@ -457,9 +458,15 @@ def test_interleaved_timing_goes_round_robin():
     assert timings[0].median == pytest.approx(0.5)  # one clock step per repeat of two calls
 
 
+@pytest.mark.parametrize("summed_by", ["stream_sum", "numpy"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_floor_streams_every_element_once(threads, dtype):
+def test_floor_streams_every_element_once(threads, dtype, summed_by, monkeypatch):
+    if summed_by == "numpy":
+        monkeypatch.setattr(floor_module, "_stream_sum", None)
+    elif floor_module.method() != "stream_sum":
+        pytest.skip("the Cython extension is not built")
+    assert floor_module.method() == summed_by
     rng = np.random.default_rng(0)
     big = rng.random((3, 70_000)).astype(dtype)
     other = rng.random((3, 70_000)).astype(dtype)

@@ -378,6 +378,26 @@ def test_narrow_to_float32_rejects_what_it_cannot_read():
         kernels.narrow_to_float32(np.zeros(4, dtype=np.float32), np.empty(4, dtype=np.float32))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stream_sum_adds_every_element_once(simd, dtype, threads):
+    """bench's floor: lengths around the lane count and the float32 run length."""
+    rng = np.random.default_rng(1)
+    arrays = [rng.random(n).astype(dtype) for n in (0, 1, 31, 32, 33, 4095, 4097, 100_003)]
+    expected = math.fsum(float(x) for a in arrays for x in a)
+    assert kernels.stream_sum(arrays, threads) == pytest.approx(expected, rel=1e-6)
+    assert kernels.stream_sum([], threads) == 0.0
+
+
+def test_stream_sum_rejects_what_it_cannot_read():
+    with pytest.raises(ValueError, match="contiguous 1-D"):
+        kernels.stream_sum([np.ones((2, 3))], 1)
+    with pytest.raises(ValueError, match="contiguous 1-D"):
+        kernels.stream_sum([np.ones(6)[::2]], 1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        kernels.stream_sum([np.ones(6, dtype=np.int64)], 1)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_elementwise_in_place(dtype):
     rng = np.random.default_rng(7)

@@ -15,6 +15,7 @@ from fastdiv._backends.cython._kernels import (
     kl_divergence,
     narrow_to_float32,
     rel_entr,
+    stream_sum,
 )
 from fastdiv._backends.cython._logit_kernels import (
     binary_cross_entropy,
@@ -48,4 +49,5 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "softmax_cross_entropy_probs",
+    "stream_sum",
 ]

@@ -60,11 +60,14 @@ cdef extern from "fd_kernels.h" nogil:
                                  const unsigned char *w, Py_ssize_t ws, Py_ssize_t rows,
                                  Py_ssize_t n, double *out) noexcept nogil
 
+    ctypedef double (*fd_stream_fn)(const void *p, Py_ssize_t n) noexcept nogil
+
     ctypedef struct fd_kernel_set:
         fd_reduce_fn reduce[4]
         fd_sums_fn sums
         fd_map_fn map[3]
         fd_short_fn short_rows[4]
+        fd_stream_fn stream_sum
 
     ctypedef struct fd_isa_table:
         const char *name
@@ -521,6 +524,79 @@ def entr(p, out, num_threads):
 def _log(x, out, bint wide=False):
     """The kernels' vector log of a 2-D float array into ``out`` (for tests)."""
     _map(FD_MAP_LOG, x, None, out, 1, wide)
+
+
+# ---------------------------------------------------------- the bench floor
+
+cdef void _stream_pieces(const Py_buffer *views, const fd_kernel_set **kernels,
+                         Py_ssize_t count, Py_ssize_t piece, Py_ssize_t pieces,
+                         double *sums) noexcept nogil:
+    """Sums piece ``piece`` of ``pieces`` (contiguous, near-equal) of every array."""
+    cdef Py_ssize_t j, n, lo, hi
+    for j in range(count):
+        n = views[j].shape[0]
+        lo = n * piece // pieces
+        hi = n * (piece + 1) // pieces
+        sums[piece * count + j] = kernels[j].stream_sum(
+            <const char *>views[j].buf + lo * views[j].itemsize, hi - lo)
+
+
+def stream_sum(arrays, int num_threads):
+    """The sum of every element of ``arrays``, read once with plain SIMD adds.
+
+    What ``bench`` times as the read-bandwidth floor: no kernel that reads
+    these arrays can be much faster. Each array is cut into ``num_threads``
+    contiguous pieces, one per OpenMP thread (so one long array keeps every
+    thread busy too).
+
+    Parameters
+    ----------
+    arrays : sequence of ndarray
+        Contiguous 1-D float32 or float64 arrays.
+    num_threads : int
+        Threads (pieces per array); 1 sums on the calling thread.
+
+    Returns
+    -------
+    float
+        The sum, accumulated in float64 (not compensated).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdiv._backends.cython import stream_sum
+    >>> stream_sum([np.ones(1000), np.full(10, 0.5, dtype=np.float32)], 2)
+    1005.0
+    """
+    cdef Py_ssize_t count = len(arrays), acquired = 0, j, piece
+    cdef int pieces = num_threads if num_threads > 1 and fd_openmp_enabled() else 1
+    cdef Py_buffer *views = <Py_buffer *>calloc(count if count else 1, sizeof(Py_buffer))
+    cdef const fd_kernel_set **kernels = <const fd_kernel_set **>calloc(
+        count if count else 1, sizeof(fd_kernel_set *))
+    cdef double *sums = <double *>calloc(pieces * count if count else 1, sizeof(double))
+    try:
+        if views == NULL or kernels == NULL or sums == NULL:
+            raise MemoryError()
+        for j in range(count):
+            PyObject_GetBuffer(arrays[j], &views[j], PyBUF_RECORDS_RO)
+            acquired += 1
+            kernels[j] = _kernels_for(&views[j], False)
+            if views[j].ndim != 1 or (views[j].shape[0] > 1
+                                      and views[j].strides[0] != views[j].itemsize):
+                raise ValueError("stream_sum takes contiguous 1-D arrays")
+        with nogil:
+            if pieces == 1:
+                _stream_pieces(views, kernels, count, 0, 1, sums)
+            else:
+                for piece in prange(pieces, num_threads=pieces, schedule="static"):
+                    _stream_pieces(views, kernels, count, piece, pieces, sums)
+        return sum(sums[j] for j in range(pieces * count))
+    finally:
+        for j in range(acquired):
+            PyBuffer_Release(&views[j])
+        free(views)
+        free(kernels)
+        free(sums)
 
 
 def narrow_to_float32(values, out):

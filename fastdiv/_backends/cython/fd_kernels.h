@@ -47,6 +47,9 @@ enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3
 #ifndef FD_PREFETCH_AHEAD
 #define FD_PREFETCH_AHEAD 2048
 #endif
+/* Elements per run of stream_sum's lanes (a multiple of FD_LANES): each lane
+ * adds 128 of them in the storage type before they join a float64 total. */
+#define FD_STREAM_RUN 4096
 /* Bytes of one cache line (x86-64 and most ARM cores): one prefetch each. */
 #define FD_CACHE_LINE 64
 
@@ -57,6 +60,8 @@ typedef void (*fd_reduce_fn)(const void *p, const void *q, const unsigned char *
 /* Row-segment sums for normalize: acc[0:2] for p, acc[2:4] for q (q may be NULL). */
 typedef void (*fd_sums_fn)(const void *p, const void *q, const unsigned char *w,
                            ptrdiff_t n, double *acc);
+/* The plain sum of p[0:n] (no terms): what bench times as the read-bandwidth floor. */
+typedef double (*fd_stream_fn)(const void *p, ptrdiff_t n);
 /* Elementwise over one row segment; q is ignored by entr. */
 typedef void (*fd_map_fn)(const void *p, const void *q, void *out, ptrdiff_t n);
 
@@ -73,6 +78,7 @@ typedef struct {
     fd_sums_fn sums;
     fd_map_fn map[3];         /* indexed by FD_MAP_*; FD_MAP_LOG is for tests */
     fd_short_fn short_rows[4];   /* indexed by FD_OP_* */
+    fd_stream_fn stream_sum;
 } fd_kernel_set;
 
 typedef struct {

@@ -608,6 +608,36 @@ static FD_TARGET void FD_NT(sums)(const void *p, const void *q, const unsigned c
     }
 }
 
+/*
+ * The sum of p[0:n], with nothing else to compute: one load and one add per
+ * vector, so that the loop waits on memory, not on arithmetic, and its time
+ * is the read-bandwidth floor bench compares the kernels with. The lanes add
+ * in FD_T (widening float32 to float64 per element slowed the loop by half on
+ * an Intel Xeon) over runs of FD_STREAM_RUN elements, each run's lanes then
+ * added into a float64 total.
+ */
+static FD_TARGET double FD_NT(stream_sum)(const void *p, ptrdiff_t n)
+{
+    const FD_T *pt = (const FD_T *)p;
+    const ptrdiff_t whole = n - n % FD_LANES;
+    double total = 0.0;
+    ptrdiff_t i = 0;
+    while (i < whole) {
+        const ptrdiff_t end = (whole - i < FD_STREAM_RUN) ? whole : i + FD_STREAM_RUN;
+        FD_T lanes[FD_LANES] = {0};
+        for (; i < end; i += FD_LANES) {
+            FD_PRAGMA_SIMD()
+            for (int k = 0; k < FD_LANES; k++)
+                lanes[k] += pt[i + k];
+        }
+        for (int k = 0; k < FD_LANES; k++)
+            total += (double)lanes[k];
+    }
+    for (; i < n; i++)
+        total += (double)pt[i];
+    return total;
+}
+
 /* --------------------------------------------------------------- short rows */
 
 /* Whether tb[0:m] holds a kl_fast mark (-inf). */
@@ -737,6 +767,7 @@ static const fd_kernel_set FD_NT(kernel_set) = {
     {FD_NT(entr_map), FD_NT(rel_entr_map), FD_NT(log_map)},
     {FD_NT(entropy_short), FD_NT(cross_entropy_short), FD_NT(kl_divergence_short),
      FD_NT(js_divergence_short)},
+    FD_NT(stream_sum),
 };
 
 #undef FD_LOG
