@@ -37,13 +37,15 @@ enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3
  * divisor of FD_BLOCK), folded into the row's sum every FD_LANE_BLOCKS blocks. */
 #define FD_LANES 32
 #define FD_LANE_BLOCKS 4
-/* How far ahead entropy's one input stream is prefetched, in bytes. Measured
- * on an Intel Xeon (Emerald Rapids) VM, two threads, inputs from memory
- * (medians of 4 interleaved runs): float32 entropy of 2048 x 32768 25.9 ->
- * 20.8 ms, float64 of 1024 x 32768 25.5 -> 23.8 ms (4096 and 8192 bytes: the
- * same for float32, slower for float64). Cross-entropy and KL, which read two
- * streams, got no faster with it (float64 slower), so they leave it to the
- * hardware prefetcher. */
+/* How far ahead the reductions prefetch their inputs, in bytes: entropy its
+ * one stream, the others both streams of float32 input. Measured on an Intel
+ * Xeon (Emerald Rapids) VM, two threads, inputs from memory (medians of 4-5
+ * interleaved runs): float32 entropy of 2048 x 32768 25.9 -> 20.8 ms, float64
+ * of 1024 x 32768 25.5 -> 23.8 ms (4096 and 8192 bytes: the same for float32,
+ * slower for float64); float32 cross-entropy 31.5 -> 29.6 ms, KL 37.9 -> 33.1.
+ * Float64 two-stream reductions got slower with it (cross-entropy 29.0 ->
+ * 37.4 ms): a block of both streams is 64 lines asked for at once, four times
+ * the line fill buffers of a core, so they leave it to the hardware. */
 #ifndef FD_PREFETCH_AHEAD
 #define FD_PREFETCH_AHEAD 2048
 #endif

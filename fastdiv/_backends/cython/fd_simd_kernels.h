@@ -527,8 +527,11 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
         const FD_T *pb = p + start, *qb = q + start;
         const unsigned char *wb = masked ? w + start : 0;
-        if (op == FD_OP_ENTROPY)
+        if (op == FD_OP_ENTROPY || sizeof(FD_T) == 4) {   /* see FD_PREFETCH_AHEAD */
             FD_NT(prefetch_block)(pb);
+            if (op != FD_OP_ENTROPY)
+                FD_NT(prefetch_block)(qb);
+        }
         const int bad = FD_NT(block_map)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, tb);
         if (bad && op == FD_OP_JS) {
             double s, c;
