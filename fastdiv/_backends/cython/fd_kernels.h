@@ -37,17 +37,22 @@ enum { FD_ISA_BASELINE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3
  * divisor of FD_BLOCK), folded into the row's sum every FD_LANE_BLOCKS blocks. */
 #define FD_LANES 32
 #define FD_LANE_BLOCKS 4
-/* How far ahead the reductions prefetch their inputs, in bytes: entropy its
- * one stream, the others both streams of float32 input. Measured on an Intel
- * Xeon (Emerald Rapids) VM, two threads, inputs from memory (medians of 4-5
- * interleaved runs): float32 entropy of 2048 x 32768 25.9 -> 20.8 ms, float64
- * of 1024 x 32768 25.5 -> 23.8 ms (4096 and 8192 bytes: the same for float32,
- * slower for float64); float32 cross-entropy 31.5 -> 29.6 ms, KL 37.9 -> 33.1.
- * Float64 two-stream reductions got slower with it (cross-entropy 29.0 ->
- * 37.4 ms): a block of both streams is 64 lines asked for at once, four times
- * the line fill buffers of a core, so they leave it to the hardware. */
+/* How far ahead the reductions prefetch their inputs, in bytes, and in groups
+ * of how many cache lines (block_map asks for a group's lines before it
+ * computes the group). Measured on an Intel Xeon (Emerald Rapids) VM, two
+ * threads, inputs from memory, medians of 4 interleaved C-harness runs,
+ * before (entropy alone prefetched, a block of 256 elements at a time) ->
+ * after: float32 2048 x 32768 entropy 22.3 -> 20.1 ms, cross-entropy 29.8 ->
+ * 23.5, KL 30.8 -> 25.0; float64 1024 x 32768 entropy 26.2 -> 21.2,
+ * cross-entropy 29.1 -> 23.0, KL 32.0 -> 22.3. In cache, unchanged. A whole
+ * block's lines at once made float64 two-stream reductions slower (64 lines,
+ * four times a core's line fill buffers); groups of one line cost float32
+ * about 10% in cache; 4096 bytes ahead was no better. */
 #ifndef FD_PREFETCH_AHEAD
 #define FD_PREFETCH_AHEAD 2048
+#endif
+#ifndef FD_GROUP_LINES
+#define FD_GROUP_LINES 4
 #endif
 /* Elements per run of stream_sum's lanes (a multiple of FD_LANES): each lane
  * adds 128 of them in the storage type before they join a float64 total. */

@@ -295,6 +295,21 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, FD_C x, FD_C y,
     return t;
 }
 
+/* Elements of FD_T in FD_GROUP_LINES cache lines: block_map's unit of work. */
+#define FD_GROUP_T (FD_GROUP_LINES * FD_CACHE_LINE / (int)sizeof(FD_T))
+
+/*
+ * Asks for the FD_GROUP_LINES cache lines FD_PREFETCH_AHEAD bytes past a.
+ * That address may lie past the end of the array (a prefetch never faults),
+ * so it is computed as an integer: pointer arithmetic out of the array would
+ * be undefined.
+ */
+FD_INLINE void FD_NT(prefetch_group)(const FD_T *a)
+{
+    for (int k = 0; k < FD_GROUP_LINES; k++)
+        FD_PREFETCH((const void *)((uintptr_t)a + FD_PREFETCH_AHEAD + k * FD_CACHE_LINE));
+}
+
 /*
  * The terms of one block of m elements into tb (0 where masked). op, masked,
  * scaled and full are compile-time constants after inlining.
@@ -318,21 +333,30 @@ FD_INLINE FD_C FD_NT(fast_term)(const int op, const int masked, FD_C x, FD_C y,
  * (entropy), p = 0, q = 1 (cross-entropy) or p = q = 1 (KL): its term is 0.
  * The loop only maps, in FD_C lanes, so float32 terms run at the full float
  * width; the float64 sums are a second loop over tb, which stays in L1.
+ * It runs a group of FD_GROUP_LINES cache lines of p at a time (map_group),
+ * and on the fast path first asks for the lines FD_PREFETCH_AHEAD bytes
+ * ahead of the group (prefetch_group): a few prefetches between the vector
+ * instructions, where a whole block's at once arrived late (see
+ * FD_PREFETCH_AHEAD). So that the vector loop over a group needs no
+ * horizontal reduction, its checks are per lane (hi_l, ...), reduced once at
+ * the end.
  */
-FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int scaled,
-                                   const int full, const FD_T *pb, const FD_T *qb,
-                                   const unsigned char *wb, ptrdiff_t m, FD_C sp, FD_C sq,
-                                   FD_C *tb)
+/*
+ * block_map's terms of elements first .. first + count - 1 (count at most
+ * FD_GROUP_T), lane j of the checks taking element first + j. Called with
+ * count = FD_GROUP_T for whole groups, a constant after inlining, so that the
+ * vector loop has no remainder to branch on.
+ */
+FD_INLINE void FD_NT(map_group)(const int op, const int masked, const int scaled,
+                                const int bit_checked, const FD_T *pb, const FD_T *qb,
+                                const unsigned char *wb, ptrdiff_t first, ptrdiff_t count,
+                                FD_C sp, FD_C sq, FD_C *tb, FD_UBITS lo_ok, FD_FLAG *bad_l,
+                                FD_UBITS *hi_l, FD_UBITS *lo_l, FD_UBITS *span_l)
 {
-    const int bit_checked = !full && (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY
-                                      || (op == FD_OP_KL && FD_KL_BIT_CHECKED));
-    /* entropy and KL check bits(x) - 1 from below, so that 0 wraps to the top */
-    const FD_UBITS lo_ok =
-        (op == FD_OP_ENTROPY || op == FD_OP_KL) ? FD_C_MIN_BITS - 1 : FD_C_MIN_BITS;
-    FD_FLAG bad = 0;   /* as wide as FD_C: no lane repacking in the loop */
-    FD_UBITS hi = 0, lo = ~(FD_UBITS)0, q_span = 0;
-    FD_PRAGMA_SIMD(reduction(| : bad) reduction(max : hi, q_span) reduction(min : lo))
-    for (ptrdiff_t i = 0; i < m; i++) {
+    (void)lo_ok;
+    FD_PRAGMA_SIMD()
+    for (ptrdiff_t j = 0; j < count; j++) {
+        const ptrdiff_t i = first + j;
         FD_C x = (FD_C)pb[i], y = (FD_C)qb[i];
         if (scaled) {
             x /= sp;
@@ -362,23 +386,61 @@ FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int sca
                 b_lo = b_hi - 1;
                 /* q's range for the log of the ratio, below it wraps to the top */
                 const FD_UBITS b_q = FD_C_BITS(y) - FD_RATIO_Q_MIN_BITS;
-                q_span = b_q > q_span ? b_q : q_span;
+                span_l[j] = b_q > span_l[j] ? b_q : span_l[j];
                 tb[i] = x * FD_NT(log_ratio)(x, y);
             }
 #if FD_VECTOR_MINMAX
-            hi = b_hi > hi ? b_hi : hi;
-            lo = b_lo < lo ? b_lo : lo;
+            hi_l[j] = b_hi > hi_l[j] ? b_hi : hi_l[j];
+            lo_l[j] = b_lo < lo_l[j] ? b_lo : lo_l[j];
 #else
-            bad |= (FD_FLAG)((b_hi > FD_C_MAX_BITS) | (b_lo < lo_ok));
+            bad_l[j] |= (FD_FLAG)((b_hi > FD_C_MAX_BITS) | (b_lo < lo_ok));
 #endif
         } else {
             FD_FLAG ok = 1;
             tb[i] = FD_NT(fast_term)(op, masked, x, y, masked ? wb[i] : 1, &ok);
-            bad |= !ok;
+            bad_l[j] |= !ok;
         }
     }
-    if (bit_checked)
-        bad |= (hi > FD_C_MAX_BITS) | (lo < lo_ok) | (op == FD_OP_KL && q_span > FD_RATIO_Q_SPAN);
+}
+
+FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int scaled,
+                                   const int full, const FD_T *pb, const FD_T *qb,
+                                   const unsigned char *wb, ptrdiff_t m, FD_C sp, FD_C sq,
+                                   FD_C *tb)
+{
+    const int bit_checked = !full && (op == FD_OP_ENTROPY || op == FD_OP_CROSS_ENTROPY
+                                      || (op == FD_OP_KL && FD_KL_BIT_CHECKED));
+    /* entropy and KL check bits(x) - 1 from below, so that 0 wraps to the top */
+    const FD_UBITS lo_ok =
+        (op == FD_OP_ENTROPY || op == FD_OP_KL) ? FD_C_MIN_BITS - 1 : FD_C_MIN_BITS;
+    /* per lane of a group; flags as wide as FD_C: no lane repacking in the loop */
+    FD_FLAG bad_l[FD_GROUP_T];
+    FD_UBITS hi_l[FD_GROUP_T], lo_l[FD_GROUP_T], span_l[FD_GROUP_T];
+    for (int j = 0; j < FD_GROUP_T; j++) {
+        bad_l[j] = 0;
+        hi_l[j] = span_l[j] = 0;
+        lo_l[j] = ~(FD_UBITS)0;
+    }
+    const ptrdiff_t whole = m - m % FD_GROUP_T;
+    for (ptrdiff_t first = 0; first < whole; first += FD_GROUP_T) {
+        if (!full) {
+            FD_NT(prefetch_group)(pb + first);
+            if (op != FD_OP_ENTROPY)
+                FD_NT(prefetch_group)(qb + first);
+        }
+        FD_NT(map_group)(op, masked, scaled, bit_checked, pb, qb, wb, first, FD_GROUP_T, sp, sq,
+                         tb, lo_ok, bad_l, hi_l, lo_l, span_l);
+    }
+    if (whole < m)
+        FD_NT(map_group)(op, masked, scaled, bit_checked, pb, qb, wb, whole, m - whole, sp, sq,
+                         tb, lo_ok, bad_l, hi_l, lo_l, span_l);
+    FD_FLAG bad = 0;
+    for (int j = 0; j < FD_GROUP_T; j++) {
+        bad |= bad_l[j];
+        if (bit_checked)
+            bad |= (hi_l[j] > FD_C_MAX_BITS) | (lo_l[j] < lo_ok)
+                   | (op == FD_OP_KL && span_l[j] > FD_RATIO_Q_SPAN);
+    }
     return bad;
 }
 
@@ -492,18 +554,6 @@ FD_INLINE void FD_NT(lanes_fold)(const int op, const int scaled, const FD_T *p, 
 }
 
 /*
- * Asks for the block FD_PREFETCH_AHEAD bytes past pb. The address may lie
- * past the end of the array (a prefetch never faults), so it is computed as
- * an integer: pointer arithmetic out of the array would be undefined.
- */
-FD_INLINE void FD_NT(prefetch_block)(const FD_T *pb)
-{
-    const uintptr_t ahead = (uintptr_t)pb + FD_PREFETCH_AHEAD;
-    for (uintptr_t o = 0; o < FD_BLOCK * sizeof(FD_T); o += FD_CACHE_LINE)
-        FD_PREFETCH((const void *)(ahead + o));
-}
-
-/*
  * Adds the terms of p[0:n] (and q) to acc = {sum, compensation}, block by
  * block. The terms of a block go to running lane sums (lanes_add), folded
  * into acc every FD_LANE_BLOCKS blocks (lanes_fold), so that each lane adds
@@ -527,11 +577,6 @@ FD_INLINE void FD_NT(reduce_body)(const int op, const int masked, const int scal
         const ptrdiff_t m = (n - start < FD_BLOCK) ? n - start : FD_BLOCK;
         const FD_T *pb = p + start, *qb = q + start;
         const unsigned char *wb = masked ? w + start : 0;
-        if (op == FD_OP_ENTROPY || sizeof(FD_T) == 4) {   /* see FD_PREFETCH_AHEAD */
-            FD_NT(prefetch_block)(pb);
-            if (op != FD_OP_ENTROPY)
-                FD_NT(prefetch_block)(qb);
-        }
         const int bad = FD_NT(block_map)(op, masked, scaled, 0, pb, qb, wb, m, sp, sq, tb);
         if (bad && op == FD_OP_JS) {
             double s, c;
@@ -798,3 +843,4 @@ static const fd_kernel_set FD_NT(kernel_set) = {
 #undef FD_RESID_SAFE
 #undef FD_DEFINE_REDUCTION
 #undef FD_DEFINE_SHORT_ROWS
+#undef FD_GROUP_T
