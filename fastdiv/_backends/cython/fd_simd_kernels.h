@@ -311,37 +311,6 @@ FD_INLINE void FD_NT(prefetch_group)(const FD_T *a)
 }
 
 /*
- * The terms of one block of m elements into tb (0 where masked). op, masked,
- * scaled and full are compile-time constants after inlining.
- * scaled divides p by sp and q by sq (the row sums; division, not a
- * reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
- * full = 0 is the fast path; the return value flags a kept element that
- * needs more (KL: a -inf mark in tb instead). Entropy and cross-entropy take
- * the log without special-value handling there: -x log x and -(p log q) are
- * right for x or q a positive normal number (and -x log x for x = +0, where
- * the log of the bits of 0 is finite), which the loop checks on bit patterns
- * as unsigned integers: negatives, inf and NaN lie above the pattern of the
- * largest number, subnormals and 0 below the smallest normal's. Where the
- * instruction set has vector integer min and max (FD_VECTOR_MINMAX), that is
- * one max and one min per element instead of a flag. Where it has them for
- * its lanes (FD_KL_BIT_CHECKED), KL is checked the same way and takes
- * p log(p / q) by log_ratio (one division, no select): right for p a
- * positive normal number or +0 and q in log_ratio's range, whose offset
- * from the range's start wraps to the top below it. Elsewhere KL takes
- * kl_fast, whose compares and selects cost more on AVX-512 (they go through
- * mask registers) than the whole bit check. A masked element becomes x = 1
- * (entropy), p = 0, q = 1 (cross-entropy) or p = q = 1 (KL): its term is 0.
- * The loop only maps, in FD_C lanes, so float32 terms run at the full float
- * width; the float64 sums are a second loop over tb, which stays in L1.
- * It runs a group of FD_GROUP_LINES cache lines of p at a time (map_group),
- * and on the fast path first asks for the lines FD_PREFETCH_AHEAD bytes
- * ahead of the group (prefetch_group): a few prefetches between the vector
- * instructions, where a whole block's at once arrived late (see
- * FD_PREFETCH_AHEAD). So that the vector loop over a group needs no
- * horizontal reduction, its checks are per lane (hi_l, ...), reduced once at
- * the end.
- */
-/*
  * block_map's terms of elements first .. first + count - 1 (count at most
  * FD_GROUP_T), lane j of the checks taking element first + j. Called with
  * count = FD_GROUP_T for whole groups, a constant after inlining, so that the
@@ -403,6 +372,37 @@ FD_INLINE void FD_NT(map_group)(const int op, const int masked, const int scaled
     }
 }
 
+/*
+ * The terms of one block of m elements into tb (0 where masked). op, masked,
+ * scaled and full are compile-time constants after inlining.
+ * scaled divides p by sp and q by sq (the row sums; division, not a
+ * reciprocal, so that a one-hot row normalises to exactly 1 as in SciPy).
+ * full = 0 is the fast path; the return value flags a kept element that
+ * needs more (KL: a -inf mark in tb instead). Entropy and cross-entropy take
+ * the log without special-value handling there: -x log x and -(p log q) are
+ * right for x or q a positive normal number (and -x log x for x = +0, where
+ * the log of the bits of 0 is finite), which the loop checks on bit patterns
+ * as unsigned integers: negatives, inf and NaN lie above the pattern of the
+ * largest number, subnormals and 0 below the smallest normal's. Where the
+ * instruction set has vector integer min and max (FD_VECTOR_MINMAX), that is
+ * one max and one min per element instead of a flag. Where it has them for
+ * its lanes (FD_KL_BIT_CHECKED), KL is checked the same way and takes
+ * p log(p / q) by log_ratio (one division, no select): right for p a
+ * positive normal number or +0 and q in log_ratio's range, whose offset
+ * from the range's start wraps to the top below it. Elsewhere KL takes
+ * kl_fast, whose compares and selects cost more on AVX-512 (they go through
+ * mask registers) than the whole bit check. A masked element becomes x = 1
+ * (entropy), p = 0, q = 1 (cross-entropy) or p = q = 1 (KL): its term is 0.
+ * The loop only maps, in FD_C lanes, so float32 terms run at the full float
+ * width; the float64 sums are a second loop over tb, which stays in L1.
+ * It runs a group of FD_GROUP_LINES cache lines of p at a time (map_group),
+ * and on the fast path first asks for the lines FD_PREFETCH_AHEAD bytes
+ * ahead of the group (prefetch_group): a few prefetches between the vector
+ * instructions, where a whole block's at once arrived late (see
+ * FD_PREFETCH_AHEAD). So that the vector loop over a group needs no
+ * horizontal reduction, its checks are per lane (hi_l, ...), reduced once at
+ * the end.
+ */
 FD_INLINE FD_FLAG FD_NT(block_map)(const int op, const int masked, const int scaled,
                                    const int full, const FD_T *pb, const FD_T *qb,
                                    const unsigned char *wb, ptrdiff_t m, FD_C sp, FD_C sq,
