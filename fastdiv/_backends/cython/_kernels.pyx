@@ -569,6 +569,7 @@ def stream_sum(arrays, int num_threads):
     1005.0
     """
     cdef Py_ssize_t count = len(arrays), acquired = 0, j, piece
+    cdef double total = 0.0
     cdef int pieces = num_threads if num_threads > 1 and fd_openmp_enabled() else 1
     cdef Py_buffer *views = <Py_buffer *>calloc(count if count else 1, sizeof(Py_buffer))
     cdef const fd_kernel_set **kernels = <const fd_kernel_set **>calloc(
@@ -590,7 +591,9 @@ def stream_sum(arrays, int num_threads):
             else:
                 for piece in prange(pieces, num_threads=pieces, schedule="static"):
                     _stream_pieces(views, kernels, count, piece, pieces, sums)
-        return sum(sums[j] for j in range(pieces * count))
+        for j in range(pieces * count):
+            total += sums[j]
+        return total
     finally:
         for j in range(acquired):
             PyBuffer_Release(&views[j])
