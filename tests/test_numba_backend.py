@@ -32,6 +32,7 @@ from conftest import (
 
 pytest.importorskip("numba")
 
+import llvmlite.binding  # noqa: E402
 import numba  # noqa: E402
 
 import fastdiv  # noqa: E402
@@ -44,6 +45,7 @@ REDUCTIONS = ["entropy", "cross_entropy", "kl_divergence", "js_divergence"]
 DTYPES = [np.float64, np.float32]
 RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-6}
 TINY = {np.dtype(np.float64): 1e-300, np.dtype(np.float32): 1e-40}  # subnormal results
+_HOST_AVX512 = bool(llvmlite.binding.get_host_cpu_features().get("avx512f", False))
 
 
 @numba.njit(error_model="numpy")
@@ -176,9 +178,10 @@ def test_term_loops_compile_to_simd():
 
 
 @pytest.mark.parametrize("kind", ["entropy", "cross_entropy", "kl"])
-def test_float32_entropy_loops_keep_float_width(kind):
-    """The float32 entropy, cross-entropy and KL fills run in 32-bit lanes: the max and min
-    of the bit patterns must not be promoted to 64-bit integers (which halved the float lanes).
+def test_float32_term_loops_keep_float_width(kind):
+    """The float32 entropy, cross-entropy and KL term loops, range checks included, run in
+    32-bit lanes: the bit patterns must not be widened to 64-bit integers (which halved the
+    float lanes), and the loop must be vectorised at all (the KL check once stopped that).
 
     Compiled afresh (no cache), so that its machine code can be read.
     """
@@ -189,8 +192,25 @@ def test_float32_entropy_loops_keep_float_width(kind):
     p = np.random.default_rng(6).random(300).astype(np.float32)
     fill(getattr(_kernels, kind.upper()), p, p, np.ones(300, np.uint8), True, np.empty_like(p))
     asm = next(iter(fill.inspect_asm().values()))
-    assert re.search(r"vpmaxud\s", asm) and re.search(r"vpminud\s", asm)
-    assert not re.search(r"vpmaxuq|vpminuq|vpmovzxdq", asm)
+    assert re.search(r"vpcmp\w*ud\s", asm)  # unsigned compares of 32-bit lanes
+    assert not re.search(r"vpcmp\w*uq\s|vpmaxuq|vpminuq|vpmovzxdq", asm)
+
+
+@pytest.mark.skipif(not _HOST_AVX512, reason="needs a CPU with AVX-512")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_term_loop_runs_512_bit_vectors_and_prefetches(dtype):
+    """On an AVX-512 CPU the term loop runs in 512-bit vectors (LLVM's own choice there is
+    256) and prefetches its inputs: a group's lines of p and of q."""
+    from fastdiv._backends.numba import _kernels
+
+    fill = numba.njit(error_model="numpy", fastmath=_options.MATH_FASTMATH)(
+        _kernels._fill.py_func)
+    p = np.random.default_rng(7).random(1000).astype(dtype)
+    fill(_kernels.KL, p, p, np.ones(p.size, np.uint8), False, np.empty_like(p))
+    asm = next(iter(fill.inspect_asm().values()))
+    suffix = "ps" if dtype == np.float32 else "pd"
+    assert re.search(rf"vdiv{suffix}\s.*zmm", asm)  # the division of log_ratio, 512 bits wide
+    assert len(re.findall(r"prefetcht0\s", asm)) >= 2 * _options.GROUP_LINES
 
 
 # -- kernel semantics on edge values --------------------------------------------------

@@ -8,12 +8,15 @@ see, so loops vectorise and nothing is copied. The ``where`` mask (``uint8``)
 comes the same way; ``has_mask`` says whether it is real.
 
 Structure: a row (or a chunk of a long row) is processed in blocks of
-``BLOCK`` elements. A pure map loop writes the block's terms into a small
-buffer (in the input's precision, so float32 math runs at full SIMD width),
-a second loop sums the buffer in float64 with SIMD accumulators
-(``reassoc``, which only these sum loops get: the term code keeps its
-error-compensating operations in order), and the block sums are added with Neumaier compensation. The
-buffer stays in L1. The entry kernels run serially for small inputs (no
+``TERM_BLOCK`` elements. A map loop writes the block's terms into a buffer
+(in the input's precision, so float32 math runs at full SIMD width), a few
+cache lines at a time, prefetching the inputs ahead of itself, and checks the
+inputs against the range of the fast forms (:func:`_fill`); a second loop
+sums the buffer in float64 with SIMD accumulators (``reassoc``, which only
+these sum loops get: the term code keeps its error-compensating operations in
+order), and the block sums are added with Neumaier compensation. The buffer
+stays in L1 or L2 between the loops. The loops ask LLVM for 512-bit vectors
+(:func:`wide_vectors`). The entry kernels run serially for small inputs (no
 thread launch), ``prange`` over rows when there are enough rows, and over
 chunks of rows when a few long rows must share the threads.
 
@@ -38,18 +41,16 @@ from numba import literally, prange
 
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
+from fastdiv._backends.numba._codegen import group_size, prefetch_group, wide_vectors
 from fastdiv._backends.numba._math import (
-    bits,
-    bits_less_one,
     like,
     log_normal,
     log_ratio,
-    normal_bits,
-    ratio_q_offset,
-    ratio_q_span,
+    not_normal,
+    not_normal_nor_zero,
+    outside_ratio_q,
 )
 from fastdiv._backends.numba._options import (
-    BLOCK,
     CHUNK,
     KERNEL,
     MATH,
@@ -58,6 +59,7 @@ from fastdiv._backends.numba._options import (
     SHORT_ROW,
     SUM,
     TERM,
+    TERM_BLOCK,
 )
 
 # Reduction kinds.
@@ -82,13 +84,21 @@ NO_MASK.flags.writeable = False
 
 @jit(TERM)
 def _term(kind, x, y):
-    """The term of ``kind`` (inlined: ``kind`` is a constant of the caller).
+    """The term of ``kind`` on the fast path (inlined: ``kind`` is a constant of the caller).
 
-    JS and the elementwise ``rel_entr`` take the fast forms, which mark the
-    elements they cannot take with ``-inf``; a block whose sum is then not
-    finite goes through :func:`_fix_slow`. Entropy, cross-entropy and KL are
-    written in :func:`_fill` (KL's marking form in :func:`_fill_full`).
+    Entropy, cross-entropy and KL take the plain forms ``-x log x``,
+    ``-(x log y)`` and ``x log(x / y)`` (:func:`log_ratio`: one division, no
+    select), right only inside the range :func:`_outside` checks. JS and the
+    elementwise ``rel_entr`` take the fast forms, which mark the elements they
+    cannot take with ``-inf``; a block whose sum is then not finite goes
+    through :func:`_fix_slow`.
     """
+    if kind == ENTROPY:
+        return -x * log_normal(x)
+    if kind == CROSS_ENTROPY:
+        return -(x * log_normal(y))
+    if kind == KL:
+        return x * log_ratio(x, y)
     if kind == ENTR:
         return _terms.entr(x)
     if kind == JS:
@@ -96,65 +106,90 @@ def _term(kind, x, y):
     return _terms.rel_entr_fast(x, y)
 
 
+@jit(TERM)
+def _kept(kind, p, q, mask, has_mask, j):
+    """``(p[j], q[j])``, or for an element the mask leaves out (``mask[j] == 0``; the sums
+    skip it) values inside the plain forms' range: ``x = 1`` (entropy), ``x = 0, y = 1``
+    (cross-entropy), ``x = y = 1`` (KL), so that padding does not send its block to the
+    full forms. JS and the elementwise kinds take ``p[j], q[j]`` as they are."""
+    x = p[j]
+    y = x if kind == ENTROPY else q[j]
+    if (kind == ENTROPY or kind == CROSS_ENTROPY or kind == KL) and has_mask:
+        keep = mask[j] != 0
+        one = like(x, 1.0)
+        x = x if keep else (like(x, 0.0) if kind == CROSS_ENTROPY else one)
+        y = y if keep else one
+    return x, y
+
+
+@jit(TERM)
+def _outside(kind, x, y):
+    """Whether ``(x, y)`` is outside the range of the plain forms of :func:`_term`.
+
+    They are right where ``x`` (entropy, KL; ``+0`` too: the log of its bits
+    is finite) or ``y`` (cross-entropy) is a positive normal number, and for
+    KL ``y`` is in the range of :func:`log_ratio`: compares of bit patterns
+    (see :func:`bits`), which vectorise in the lanes of the float type. JS and
+    the elementwise kinds: False.
+    """
+    if kind == ENTROPY:
+        return not_normal_nor_zero(x)
+    if kind == KL:
+        return not_normal_nor_zero(x) | outside_ratio_q(y)
+    if kind == CROSS_ENTROPY:
+        return not_normal(y)
+    return False
+
+
+@jit(TERM)
+def _map_groups(kind, p, q, mask, has_mask, buffer):
+    """The loop of :func:`_fill` (inlined, so that a constant ``has_mask`` folds)."""
+    group = group_size(p)
+    whole = p.size - p.size % group
+    bad = False
+    for start in range(0, whole, group):
+        prefetch_group(p, start)
+        if kind != ENTROPY:
+            prefetch_group(q, start)
+        for j in range(start, start + group):
+            x, y = _kept(kind, p, q, mask, has_mask, j)
+            buffer[j] = _term(kind, x, y)
+            bad |= _outside(kind, x, y)
+    for j in range(whole, p.size):
+        x, y = _kept(kind, p, q, mask, has_mask, j)
+        buffer[j] = _term(kind, x, y)
+        bad |= _outside(kind, x, y)
+    return bad
+
+
 @jit(MATH)
 def _fill(kind, p, q, mask, has_mask, buffer):
-    """``buffer[j] = term(p[j], q[j])`` in the precision of ``p``.
+    """``buffer[j] = _term(kind, p[j], q[j])`` for every ``j``, in the precision of ``p``.
 
-    Entropy, cross-entropy and KL take the plain forms ``-x log x``,
-    ``-(x log y)`` and ``x log(x / y)`` (:func:`log_ratio`: one division, no
-    select), which are right where ``x`` (entropy, KL; ``+0`` too: the log of
-    its bits is finite) or ``y`` (cross-entropy) is a positive normal number,
-    and for KL ``y`` is in the range of :func:`log_ratio`. The loop checks that
-    with the largest and smallest bit pattern (see :func:`bits`), integer
-    reductions that vectorise, and returns True when an element is outside:
-    the caller then takes :func:`_fill_full`. An element the mask leaves out
-    (``mask[j] == 0``; the sums skip it) counts as ``x = 1`` (entropy),
-    ``x = 0, y = 1`` (cross-entropy) or ``x = y = 1`` (KL), so that padding
-    does not send its block to the full forms. JS returns False.
+    Returns True when an entropy, cross-entropy or KL block has an element
+    (kept by the mask) outside the range of their plain forms
+    (:func:`_outside`): the caller then takes :func:`_fill_full`. JS and the
+    elementwise kinds return False.
+
+    The loop runs in groups of a few cache lines and prefetches the inputs a
+    group at a time (:func:`prefetch_group`), so that reads from memory overlap
+    the arithmetic; each group's loop has a fixed trip count and vectorises
+    whole, its range check an "any" of vector compares. It is written out for
+    each value of ``has_mask``: LLVM vectorised the group loop only with the
+    mask test known.
     """
+    wide_vectors()
     literally(kind)
-    if p.size == 0:
-        return False
-    if kind == ENTROPY or kind == CROSS_ENTROPY or kind == KL:
-        # the loop keeps the unsigned type of the bits (no promotion to 64-bit lanes)
-        low, high = normal_bits(p)
-        top, bottom = low, high
-        q_top, span = ratio_q_span(p)
-        one, zero = like(p[0], 1.0), like(p[0], 0.0)
-        for j in range(p.size):
-            x = p[j]
-            keep = not has_mask or mask[j] != 0
-            if kind == ENTROPY:
-                x = x if keep else one
-                top = max(top, bits(x))
-                bottom = min(bottom, bits_less_one(x))  # +0 wraps to the top
-                buffer[j] = -x * log_normal(x)
-            elif kind == KL:
-                x = x if keep else one
-                y = q[j] if keep else one
-                top = max(top, bits(x))
-                bottom = min(bottom, bits_less_one(x))
-                q_top = max(q_top, ratio_q_offset(y))  # below the range wraps to the top
-                buffer[j] = x * log_ratio(x, y)
-            else:
-                x = x if keep else zero
-                y = q[j] if keep else one
-                b = bits(y)
-                top = max(top, b)
-                bottom = min(bottom, b)
-                buffer[j] = -(x * log_normal(y))
-        if kind == CROSS_ENTROPY:
-            return (top > high) | (bottom < low)
-        return (top > high) | (bottom < low - 1) | (q_top > span)  # q_top stays 0 for entropy
-    for j in range(p.size):
-        buffer[j] = _term(kind, p[j], q[j])
-    return False
+    if has_mask:
+        return _map_groups(kind, p, q, mask, True, buffer)
+    return _map_groups(kind, p, q, mask, False, buffer)
 
 
 @jit(MATH)
 def _fill_full(kind, p, q, buffer):
     """Entropy or cross-entropy terms with every input value handled (SciPy's edge values);
     KL's fast terms, which mark what they cannot take for :func:`_fix_slow`."""
+    wide_vectors()
     literally(kind)
     for j in range(p.size):
         if kind == ENTROPY:
@@ -169,6 +204,7 @@ def _fill_full(kind, p, q, buffer):
 def _fix_slow(kind, p, q, buffer):
     """Replace the ``-inf`` marks of the fast KL and JS terms (see :func:`_term`) by the full
     forms."""
+    wide_vectors()
     literally(kind)
     for j in range(p.size):
         if buffer[j] == _NEG_INF:
@@ -181,6 +217,7 @@ def _fix_slow(kind, p, q, buffer):
 @jit(SUM)
 def _buffer_sum(buffer, mask, has_mask, length):
     """Float64 sum of ``buffer[:length]`` (where the mask is nonzero), SIMD accumulators."""
+    wide_vectors()
     total = 0.0
     if has_mask:
         for j in range(length):
@@ -208,6 +245,7 @@ def _block(kind, p, q, mask, has_mask, buffer):
 @jit(MATH)
 def _scale_into(a, scale, out):
     """``out[j] = float64(a[j]) / scale``: one block of a normalised row."""
+    wide_vectors()
     for j in range(a.size):
         out[j] = np.float64(a[j]) / scale
 
@@ -215,6 +253,7 @@ def _scale_into(a, scale, out):
 @jit(SUM)
 def _masked_sum(a, mask, has_mask):
     """Float64 sum of ``a`` (where the mask is nonzero)."""
+    wide_vectors()
     total = 0.0
     if has_mask:
         for j in range(a.size):
@@ -248,7 +287,7 @@ def _add(total, compensation, value):
 @jit(MATH)
 def _buffers(kind, pf, normalize, n):
     """Scratch blocks for :func:`_segment` on rows of ``n`` elements (allocate once, reuse)."""
-    size = min(BLOCK, n)
+    size = min(TERM_BLOCK, n)
     narrow = np.empty(0 if normalize else size, pf.dtype)  # terms in the input's precision
     wide = np.empty(size if normalize else 0)  # terms of normalised (float64) input
     p_wide = np.empty(size if normalize else 0)
@@ -268,8 +307,8 @@ def _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, le
     narrow, wide, p_wide, q_wide = buffers
     total = 0.0
     compensation = 0.0
-    for start in range(0, length, BLOCK):
-        size = min(BLOCK, length - start)
+    for start in range(0, length, TERM_BLOCK):
+        size = min(TERM_BLOCK, length - start)
         p = pf[pi + start:pi + start + size]
         q = qf[qi + start:qi + start + size]
         m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
@@ -290,8 +329,8 @@ def _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, le
 def _compensated_sum(af, ai, mf, mi, has_mask, length):
     total = 0.0
     compensation = 0.0
-    for start in range(0, length, BLOCK):
-        size = min(BLOCK, length - start)
+    for start in range(0, length, TERM_BLOCK):
+        size = min(TERM_BLOCK, length - start)
         a = af[ai + start:ai + start + size]
         m = mf[mi + start:mi + start + size] if has_mask else mf[:0]
         total, compensation = _add(total, compensation, _masked_sum(a, m, has_mask))
@@ -366,6 +405,7 @@ def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
 @jit(SUM)
 def _row_sums(buffer, mf, m0, has_mask, rows, n, out):
     """``out[i]`` = float64 sum of ``buffer[i * n:(i + 1) * n]`` (kept elements)."""
+    wide_vectors()
     for i in range(rows):
         total = 0.0
         lo = i * n
@@ -399,7 +439,7 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
     """
     literally(kind)
     contiguous = ps == n and qs == n and (ms == n or not has_mask)
-    if (not normalize and 0 < n < BLOCK and contiguous
+    if (not normalize and 0 < n < TERM_BLOCK and contiguous
             and (n <= SHORT_ROW or rows * n <= SERIAL_BELOW)):
         # groups of whole rows, fixed by n: a row's result never depends on the thread count
         per_group = max(1, SHORT_GROUP // n)
@@ -477,12 +517,12 @@ def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length):
     may be the memory of ``p`` or ``q``.
     """
     literally(kind)
-    size = min(BLOCK, length)
+    size = min(TERM_BLOCK, length)
     p_wide = np.empty(size)
     q_wide = np.empty(size)
     terms = np.empty(size)
-    for start in range(0, length, BLOCK):
-        size = min(BLOCK, length - start)
+    for start in range(0, length, TERM_BLOCK):
+        size = min(TERM_BLOCK, length - start)
         _scale_into(pf[pi + start:pi + start + size], 1.0, p_wide)
         _scale_into(qf[qi + start:qi + start + size], 1.0, q_wide)
         _fill(kind, p_wide[:size], q_wide[:size], p_wide[:0], False, terms)

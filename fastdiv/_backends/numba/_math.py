@@ -134,26 +134,6 @@ def bits_less_one(typingctx, x):
     return _UNSIGNED[x](x), codegen
 
 
-@intrinsic
-def normal_bits(typingctx, array):
-    """``(bits(tiny), bits(huge))`` for the float type of ``array``'s elements: the bit
-    patterns of the smallest normal number and of the largest finite one."""
-    if not isinstance(array, types.Array) or array.dtype not in _LAYOUT:
-        return None
-    fty = array.dtype
-    width = _layout(fty)[0]
-    info = np.finfo(np.float64 if fty == types.float64 else np.float32)
-    as_int = np.uint64 if width == 64 else np.uint32
-    low, high = (int(np.array(v, dtype=info.dtype).view(as_int)) for v in (info.tiny, info.max))
-    uty = _UNSIGNED[fty]
-
-    def codegen(context, builder, signature, args):
-        ity = ir.IntType(width)
-        return context.make_tuple(builder, signature.return_type, [ity(low), ity(high)])
-
-    return types.UniTuple(uty, 2)(array), codegen
-
-
 def fma(a, b, c):
     """``a * b + c`` with one rounding (LLVM's ``llvm.fma``)."""
     return a * b + c  # pure-Python stand-in; jitted code uses the intrinsic
@@ -363,7 +343,7 @@ def _ratio_split(typingctx, p, q):
 @intrinsic
 def ratio_q_offset(typingctx, q):
     """``bits(q)`` minus the bits of the smallest ``q`` that :func:`log_ratio` takes,
-    wrapping: at most ``ratio_q_span`` exactly where ``q`` is in its range."""
+    wrapping: at most the span of its range (``_RATIO_Q``) exactly where ``q`` is in it."""
     if q not in _RATIO_Q:
         return None
     width, start = _layout(q)[0], _RATIO_Q[q][0]
@@ -373,22 +353,6 @@ def ratio_q_offset(typingctx, q):
         return builder.sub(builder.bitcast(args[0], ity), ity(start))
 
     return _UNSIGNED[q](q), codegen
-
-
-@intrinsic
-def ratio_q_span(typingctx, array):
-    """``(0, largest ratio_q_offset in range)`` in the unsigned type of :func:`bits` for the
-    float type of ``array``'s elements."""
-    if not isinstance(array, types.Array) or array.dtype not in _RATIO_Q:
-        return None
-    width, span = _layout(array.dtype)[0], _RATIO_Q[array.dtype][1]
-    uty = _UNSIGNED[array.dtype]
-
-    def codegen(context, builder, signature, args):
-        ity = ir.IntType(width)
-        return context.make_tuple(builder, signature.return_type, [ity(0), ity(span)])
-
-    return types.UniTuple(uty, 2)(array), codegen
 
 
 @jit(MATH)
@@ -527,3 +491,51 @@ _by_float_type(log_normal, log_normal64, log_normal32)
 
 
 _by_float_type(log_positive, log_positive64, log_positive32)
+
+
+
+def _unsigned_bits(value, fty):
+    """The bit pattern of ``value`` as a float of type ``fty``, as an unsigned NumPy scalar
+    (a constant that jitted code compares without promotion)."""
+    as_float, as_int = (np.float64, np.uint64) if fty == types.float64 else (np.float32, np.uint32)
+    return np.array(value, dtype=as_float).view(as_int)[()]
+
+
+def not_normal(x):
+    """Whether ``x`` is not a positive normal finite number (0, a subnormal, negative, inf,
+    NaN): one test on the bit pattern, which vectorises."""
+    raise NotImplementedError
+
+
+def not_normal_nor_zero(x):
+    """:func:`not_normal`, but False also for ``+0`` (its ``bits - 1`` wraps to the top)."""
+    raise NotImplementedError
+
+
+def outside_ratio_q(q):
+    """Whether ``q`` is outside the range of the divisor of :func:`log_ratio`."""
+    raise NotImplementedError
+
+
+@overload(not_normal, inline="always")
+def _not_normal_overload(x):
+    if x in _LAYOUT:
+        info = np.finfo(np.float64 if x == types.float64 else np.float32)
+        low, high = _unsigned_bits(info.tiny, x), _unsigned_bits(info.max, x)
+        return lambda x: (bits(x) > high) | (bits(x) < low)
+
+
+@overload(not_normal_nor_zero, inline="always")
+def _not_normal_nor_zero_overload(x):
+    if x in _LAYOUT:
+        info = np.finfo(np.float64 if x == types.float64 else np.float32)
+        low, high = _unsigned_bits(info.tiny, x), _unsigned_bits(info.max, x)
+        low_less_one = type(low)(low - 1)
+        return lambda x: (bits(x) > high) | (bits_less_one(x) < low_less_one)
+
+
+@overload(outside_ratio_q, inline="always")
+def _outside_ratio_q_overload(q):
+    if q in _RATIO_Q:
+        span = (np.uint64 if q == types.float64 else np.uint32)(_RATIO_Q[q][1])
+        return lambda q: ratio_q_offset(q) > span

@@ -54,14 +54,26 @@ KERNEL = dict(SUM, parallel=True)
 SERIAL_BELOW = 1 << 16
 #: Elements of one chunk when a long row is split across threads.
 CHUNK = 1 << 14
-#: Elements summed with plain SIMD accumulators before a compensated add.
+#: Elements summed with plain SIMD accumulators before a compensated add
+#: (log-sum-exp and the other logit kernels).
 BLOCK = 1 << 10
+#: The same for the divergence kernels, whose blocks also go through a buffer
+#: of terms: a block costs a fixed ~100 ns (calls, slices, checks), which
+#: 4096 elements amortise (in cache, float32 terms ran 10-25% faster than at
+#: 1024); the float64 buffer (32 KiB) stays in L1 or L2.
+TERM_BLOCK = 1 << 12
 #: Contiguous rows of at most this many elements (and any rows shorter than
-#: BLOCK in a small batch) go to the short-row kernel, which computes the
+#: TERM_BLOCK in a small batch) go to the short-row kernel, which computes the
 #: terms of many rows in one SIMD loop, in groups of about SHORT_GROUP
 #: elements of whole rows per work item.
 SHORT_ROW = 64
 SHORT_GROUP = 1 << 14
+#: The term loops run in groups of this many 64-byte cache lines of their
+#: input, and ask for each group's lines this many bytes ahead of it (see
+#: ``_codegen.prefetch_group``). Measured on a 2-core Intel Xeon (AVX-512):
+#: one prefetch per line spread between the groups' arithmetic, not a burst.
+GROUP_LINES = 4
+PREFETCH_AHEAD = 2048
 
 _LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 _THREAD_SAFE_LAYERS = {"omp", "tbb"}
