@@ -91,12 +91,8 @@ def group_size(array):
     of the compiled code, so the loop over a group has a fixed trip count)."""
 
 
-def _line_size(array):
-    """Elements of ``array`` in one cache line."""
-
-
-def _ahead(array):
-    """Elements of ``array`` in ``PREFETCH_AHEAD`` bytes."""
+def prefetch_group(array, start):
+    """Prefetch the group ``PREFETCH_AHEAD`` bytes after ``array[start]``, a line at a time."""
 
 
 @overload(group_size, inline="always")
@@ -105,28 +101,14 @@ def _group_size_overload(array):
     return lambda array: value
 
 
-@overload(_line_size, inline="always")
-def _line_size_overload(array):
-    value = _elements(array, _LINE_BYTES)
-    return lambda array: value
-
-
-@overload(_ahead, inline="always")
-def _ahead_overload(array):
-    value = _elements(array, PREFETCH_AHEAD)
-    return lambda array: value
-
-
-def prefetch_group(array, start):
-    """Prefetch the group ``PREFETCH_AHEAD`` bytes after ``array[start]``, a line at a time."""
-
-
 @overload(prefetch_group, inline="always")
 def _prefetch_group_overload(array, start):
+    # constants of the compiled code, in elements of array
+    ahead, line, group = (_elements(array, nbytes)
+                          for nbytes in (PREFETCH_AHEAD, _LINE_BYTES, GROUP_LINES * _LINE_BYTES))
+
     def impl(array, start):
-        first = start + _ahead(array)
-        for offset in range(0, group_size(array), _line_size(array)):
-            _prefetch(array, first + offset)
+        for offset in range(start + ahead, start + ahead + group, line):
+            _prefetch(array, offset)
 
     return impl
-

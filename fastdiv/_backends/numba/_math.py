@@ -493,12 +493,20 @@ _by_float_type(log_normal, log_normal64, log_normal32)
 _by_float_type(log_positive, log_positive64, log_positive32)
 
 
-
-def _unsigned_bits(value, fty):
-    """The bit pattern of ``value`` as a float of type ``fty``, as an unsigned NumPy scalar
-    (a constant that jitted code compares without promotion)."""
+def _bits_constant(value, fty):
+    """The bit pattern of ``value`` as a float of type ``fty``, an unsigned NumPy scalar of
+    its width (a constant that jitted code compares with :func:`bits` without promotion)."""
     as_float, as_int = (np.float64, np.uint64) if fty == types.float64 else (np.float32, np.uint32)
     return np.array(value, dtype=as_float).view(as_int)[()]
+
+
+# per float type: bits of the smallest normal number, of the largest finite one, and the
+# span of ratio_q_offset over log_ratio's range of q
+_NORMAL_BITS = {
+    fty: (_bits_constant(np.finfo(dt).tiny, fty), _bits_constant(np.finfo(dt).max, fty))
+    for fty, dt in ((types.float64, np.float64), (types.float32, np.float32))
+}
+_RATIO_Q_SPAN = {fty: _bits_constant(0, fty).dtype.type(_RATIO_Q[fty][1]) for fty in _RATIO_Q}
 
 
 def not_normal(x):
@@ -519,23 +527,21 @@ def outside_ratio_q(q):
 
 @overload(not_normal, inline="always")
 def _not_normal_overload(x):
-    if x in _LAYOUT:
-        info = np.finfo(np.float64 if x == types.float64 else np.float32)
-        low, high = _unsigned_bits(info.tiny, x), _unsigned_bits(info.max, x)
+    if x in _NORMAL_BITS:
+        low, high = _NORMAL_BITS[x]
         return lambda x: (bits(x) > high) | (bits(x) < low)
 
 
 @overload(not_normal_nor_zero, inline="always")
 def _not_normal_nor_zero_overload(x):
-    if x in _LAYOUT:
-        info = np.finfo(np.float64 if x == types.float64 else np.float32)
-        low, high = _unsigned_bits(info.tiny, x), _unsigned_bits(info.max, x)
-        low_less_one = type(low)(low - 1)
+    if x in _NORMAL_BITS:
+        low, high = _NORMAL_BITS[x]
+        low_less_one = low - low.dtype.type(1)
         return lambda x: (bits(x) > high) | (bits_less_one(x) < low_less_one)
 
 
 @overload(outside_ratio_q, inline="always")
 def _outside_ratio_q_overload(q):
-    if q in _RATIO_Q:
-        span = (np.uint64 if q == types.float64 else np.uint32)(_RATIO_Q[q][1])
+    if q in _RATIO_Q_SPAN:
+        span = _RATIO_Q_SPAN[q]
         return lambda q: ratio_q_offset(q) > span
