@@ -293,6 +293,58 @@ def test_elementwise_in_place():
     assert_close_or_special(p, expected, rtol=4 * np.finfo(np.float64).eps)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "layout", ["contiguous", "row stride", "broadcast q", "many short rows", "long row"])
+def test_elementwise_layouts_match_scipy(dtype, layout):
+    """Every path of the elementwise kernels: C-contiguous operands as one run of
+    elements, strided and broadcast rows (buffers shared by the rows of a work item),
+    items of many short strided rows, a long row cut into chunks; each with a ratio
+    underflow and overflow (the slow form) somewhere inside."""
+    rng = np.random.default_rng(8)
+    rows, n = {"many short rows": (40000, 3), "long row": (1, 300_000)}.get(layout, (300, 700))
+    p = rng.random((rows, n + 5)).astype(dtype)[:, :n]  # row stride n + 5
+    q = rng.random((rows, n)).astype(dtype)
+    if layout == "broadcast q":
+        q = np.broadcast_to(q[0], (rows, n))
+    elif layout in ("contiguous", "long row"):
+        p = np.ascontiguousarray(p)
+    tiny = np.finfo(dtype).tiny
+    p[-1, n // 2:n // 2 + 2] = [tiny, 1.0]
+    if layout != "broadcast q":
+        q[-1, n // 2:n // 2 + 2] = [1.0, tiny]
+    with np.errstate(all="ignore"):
+        expected = scipy.special.rel_entr(p.astype(np.float64), q.astype(np.float64))
+        expected_entr = scipy.special.entr(p.astype(np.float64))
+    for threads in (1, 2):
+        out = np.empty((rows, n), dtype)
+        nb.rel_entr(p, q, out, threads)
+        assert_close_or_special(out, expected.astype(dtype), rtol=4 * np.finfo(dtype).eps)
+        nb.entr(p, out, threads)
+        assert_close_or_special(out, expected_entr.astype(dtype), rtol=4 * np.finfo(dtype).eps)
+
+
+def test_borrowed_and_read_only_views():
+    """The views the kernels take of their arguments: the caller's data, without a
+    reference (``borrowed``), flat (``borrowed_flat``), or typed read-only."""
+    from fastdiv._backends.numba._codegen import borrowed, borrowed_flat, read_only
+
+    @numba.njit
+    def use(a, b):
+        flat = borrowed_flat(a)
+        view = read_only(borrowed(b))
+        return flat[1:].sum() + view[::2].sum(), flat.size
+
+    @numba.njit
+    def write(b):
+        read_only(b)[0] = 1.0
+
+    a, b = np.arange(12.0).reshape(3, 4), np.arange(5.0)
+    assert use(a, b) == (a.ravel()[1:].sum() + b[::2].sum(), 12)
+    with pytest.raises(numba.TypingError):
+        write(b)
+
+
 # -- layouts: row strides, broadcast rows, masks, normalize -----------------------------
 
 

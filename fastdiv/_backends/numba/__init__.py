@@ -101,15 +101,14 @@ def _launch(kernel, args, rows, n, num_threads):
 
 
 def _reduce(kernel, small_kernel, p, q, where, normalize, out, num_threads):
+    # C-contiguous, aligned, writeable rows (flags.carray: most inputs) need no views,
+    # and give one compiled signature per dtype; the rest take the flat, read-only
+    # form below
+    if (where is None and not normalize and p.size < _SERIAL_BELOW and p.flags.carray
+            and (q is None or q.flags.carray)):
+        small_kernel(p, p if q is None else q, out)
+        return
     rows, n = p.shape
-    if where is None and not normalize and rows * n < _SERIAL_BELOW:
-        q_rows = p if q is None else q
-        # C-contiguous, aligned, writeable rows (flags.carray: most inputs) need no
-        # views, and give one compiled signature per dtype; the rest take the flat,
-        # read-only form below
-        if p.flags.carray and q_rows.flags.carray:
-            small_kernel(p, q_rows, out)
-            return
     pf, p0, ps = _flat(p)
     qf, q0, qs = (pf, p0, ps) if q is None else _flat(q)
     mf, m0, ms, has_mask = _mask(where)
@@ -117,8 +116,12 @@ def _reduce(kernel, small_kernel, p, q, where, normalize, out, num_threads):
     _launch(kernel, args, rows, n, num_threads)
 
 
-def _elementwise(kernel, p, q, out, num_threads):
+def _elementwise(kernel, contiguous_kernel, p, q, out, num_threads):
     rows, n = p.shape
+    # as in _reduce: C-contiguous arrays need no views and give one signature per dtype
+    if p.flags.carray and out.flags.carray and (q is None or q.flags.carray):
+        _launch(contiguous_kernel, (p, p if q is None else q, out), rows, n, num_threads)
+        return
     pf, p0, ps = _flat(p)
     qf, q0, qs = (pf, p0, ps) if q is None else _flat(q)
     _launch(kernel, (pf, p0, ps, qf, q0, qs, rows, n, out.reshape(-1)), rows, n, num_threads)
@@ -162,12 +165,12 @@ def js_divergence(p, q, where, normalize, out, num_threads):
 
 def rel_entr(p, q, out, num_threads):
     """Elementwise ``scipy.special.rel_entr(p, q)`` into ``out``."""
-    _elementwise(_kernels.rel_entr, p, q, out, num_threads)
+    _elementwise(_kernels.rel_entr, _kernels.rel_entr_contiguous, p, q, out, num_threads)
 
 
 def entr(p, out, num_threads):
     """Elementwise ``scipy.special.entr(p)`` into ``out``."""
-    _elementwise(_kernels.entr, p, None, out, num_threads)
+    _elementwise(_kernels.entr, _kernels.entr_contiguous, p, None, out, num_threads)
 
 
 def info() -> dict:

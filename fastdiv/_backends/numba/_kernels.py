@@ -37,11 +37,19 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, prange
+from numba import literally, prange, types
+from numba.extending import overload
 
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
-from fastdiv._backends.numba._codegen import group_size, prefetch_group, wide_vectors
+from fastdiv._backends.numba._codegen import (
+    borrowed,
+    borrowed_flat,
+    group_size,
+    prefetch_group,
+    read_only,
+    wide_vectors,
+)
 from fastdiv._backends.numba._math import (
     like,
     log_normal,
@@ -214,6 +222,17 @@ def _fix_slow(kind, p, q, buffer):
                 buffer[j] = _terms.rel_entr_slow(p[j], q[j])
 
 
+@jit(MATH)
+def _marked(buffer):
+    """Whether ``buffer`` holds a ``-inf`` mark of the fast terms (an "any" of vector
+    compares: :func:`_fix_slow`'s own loop, with its branch, stays scalar)."""
+    wide_vectors()
+    found = False
+    for j in range(buffer.size):
+        found |= buffer[j] == _NEG_INF
+    return found
+
+
 @jit(SUM)
 def _buffer_sum(buffer, mask, has_mask, length):
     """Float64 sum of ``buffer[:length]`` (where the mask is nonzero), SIMD accumulators."""
@@ -315,10 +334,12 @@ def _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, le
         if normalize:
             _scale_into(p, p_sum, p_wide)
             if kind == ENTROPY:
-                value = _block(kind, p_wide[:size], p_wide[:size], m, has_mask, wide)
+                p_scaled = read_only(p_wide[:size])  # read-only: _block's one compiled copy
+                value = _block(kind, p_scaled, p_scaled, m, has_mask, wide)
             else:
                 _scale_into(q, q_sum, q_wide)
-                value = _block(kind, p_wide[:size], q_wide[:size], m, has_mask, wide)
+                value = _block(kind, read_only(p_wide[:size]), read_only(q_wide[:size]), m,
+                               has_mask, wide)
         else:
             value = _block(kind, p, q, m, has_mask, narrow)
         total, compensation = _add(total, compensation, value)
@@ -419,6 +440,13 @@ def _row_sums(buffer, mf, m0, has_mask, rows, n, out):
 
 
 @jit(MATH)
+def _rows_per_group(n):
+    """Rows of ``n`` elements in one group of :func:`_short_rows` (about ``SHORT_GROUP``
+    elements)."""
+    return max(1, SHORT_GROUP // n)
+
+
+@jit(MATH)
 def _short_group(kind, pf, p0, qf, q0, mf, m0, has_mask, rows, n, out, group, per_group):
     """:func:`_short_rows` on rows ``group * per_group`` onwards (at most ``per_group``)."""
     literally(kind)
@@ -442,7 +470,7 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
     if (not normalize and 0 < n < TERM_BLOCK and contiguous
             and (n <= SHORT_ROW or rows * n <= SERIAL_BELOW)):
         # groups of whole rows, fixed by n: a row's result never depends on the thread count
-        per_group = max(1, SHORT_GROUP // n)
+        per_group = _rows_per_group(n)
         groups = (rows + per_group - 1) // per_group
         if num_threads == 1 or rows * n < SERIAL_BELOW:
             for g in range(groups):
@@ -502,53 +530,109 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
 def _reduce_small(kind, p, q, out):
     """:func:`_reduce_rows` on one thread for a small input given as C-contiguous
     ``(rows, n)`` arrays, without a mask or normalisation: three arguments and no
-    flat views to build, for calls that take microseconds (a (32, 10) input)."""
+    flat views to build, for calls that take microseconds (a (32, 10) input).
+
+    The arrays are the caller's for the whole call, so the kernel works on
+    borrowed views (no reference counting), and a batch of short rows that
+    makes a single group goes straight to :func:`_short_rows`.
+    """
     literally(kind)
     rows, n = p.shape
-    _reduce_rows(kind, p.reshape(-1), 0, n, q.reshape(-1), 0, n, NO_MASK, 0, 0, False, False,
-                 rows, n, out, 1)
+    pf, qf, of = borrowed_flat(p), borrowed_flat(q), borrowed_flat(out)
+    if 0 < n < TERM_BLOCK and rows <= _rows_per_group(n):
+        _short_rows(kind, pf, qf, NO_MASK, 0, False, rows, n, of)
+    else:
+        _reduce_rows(kind, pf, 0, n, qf, 0, n, NO_MASK, 0, 0, False, False, rows, n, of, 1)
+
+
+def _as_float64(a, buffer):
+    """``a`` in float64: ``a`` itself, or (float32) its values in ``buffer[:a.size]``."""
+
+
+@overload(_as_float64, jit_options=MATH)
+def _as_float64_overload(a, buffer):
+    if a.dtype == types.float64:
+        return lambda a, buffer: a
+
+    def widen(a, buffer):
+        _scale_into(a, 1.0, buffer)
+        return buffer[:a.size]
+
+    return widen
 
 
 @jit(MATH)
-def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length):
+def _elementwise_buffers(n):
+    """Scratch blocks for :func:`_elementwise_segment` on rows of ``n`` elements."""
+    size = min(TERM_BLOCK, n)
+    return np.empty(size), np.empty(size), np.empty(size)
+
+
+@jit(MATH)
+def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length, buffers):
     """Terms of one row segment into ``out[oi:oi + length]``, computed in float64.
 
     Reads each block into float64 buffers before writing ``out``, so ``out``
     may be the memory of ``p`` or ``q``.
     """
     literally(kind)
-    size = min(TERM_BLOCK, length)
-    p_wide = np.empty(size)
-    q_wide = np.empty(size)
-    terms = np.empty(size)
+    p_wide, q_wide, terms = buffers
     for start in range(0, length, TERM_BLOCK):
         size = min(TERM_BLOCK, length - start)
-        _scale_into(pf[pi + start:pi + start + size], 1.0, p_wide)
-        _scale_into(qf[qi + start:qi + start + size], 1.0, q_wide)
-        _fill(kind, p_wide[:size], q_wide[:size], p_wide[:0], False, terms)
-        if kind == REL_ENTR:
-            _fix_slow(kind, p_wide[:size], q_wide[:size], terms[:size])
+        p = _as_float64(pf[pi + start:pi + start + size], p_wide)
+        q = _as_float64(qf[qi + start:qi + start + size], q_wide)
+        _fill(kind, p, q, p[:0], False, terms)
+        if kind == REL_ENTR and _marked(terms[:size]):
+            _fix_slow(kind, p, q, terms[:size])
         target = out[oi + start:oi + start + size]
         for j in range(size):
             target[j] = terms[j]
+
+
+@jit(MATH)
+def _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, first, stop):
+    """:func:`_elementwise_segment` on rows ``first`` to ``stop - 1``, one set of buffers."""
+    literally(kind)
+    buffers = _elementwise_buffers(n)
+    for i in range(first, stop):
+        _elementwise_segment(kind, pf, p0 + i * ps, qf, q0 + i * qs, out, i * n, n, buffers)
 
 
 @jit(KERNEL)
 def _elementwise(kind, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
     """Write the elementwise ``kind`` of every element into ``out`` (C-contiguous, flat)."""
     literally(kind)
+    if rows > 1 and ps == n and qs == n:  # contiguous rows: the terms of one long row
+        n = rows * n
+        rows = 1
     if num_threads == 1 or rows * n < SERIAL_BELOW:
-        for i in range(rows):
-            _elementwise_segment(kind, pf, p0 + i * ps, qf, q0 + i * qs, out, i * n, n)
+        _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, 0, rows)
         return
     chunks = _chunks_per_row(rows, n, num_threads)
+    if chunks == 1:  # items of whole rows, about CHUNK elements each
+        per_item = max(1, CHUNK // n)
+        for item in prange((rows + per_item - 1) // per_item):
+            first = item * per_item
+            _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, first,
+                              min(rows, first + per_item))
+        return
     size = (n + chunks - 1) // chunks
     for item in prange(rows * chunks):
         i = item // chunks
         lo = (item % chunks) * size
         length = min(size, n - lo)
         _elementwise_segment(kind, pf, p0 + i * ps + lo, qf, q0 + i * qs + lo, out,
-                             i * n + lo, length)
+                             i * n + lo, length, _elementwise_buffers(length))
+
+
+@jit(SUM)
+def _elementwise_contiguous(kind, p, q, out, num_threads):
+    """:func:`_elementwise` on C-contiguous arrays of one shape, as one row of all their
+    elements; borrowed views (see :func:`_reduce_small`)."""
+    literally(kind)
+    size = p.size
+    _elementwise(kind, borrowed_flat(p), 0, 0, borrowed_flat(q), 0, 0, 1, size,
+                 borrowed_flat(out), num_threads)
 
 
 # -- one entry per function: each compiles (or loads from the cache) on first use --
@@ -558,30 +642,40 @@ def _elementwise(kind, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
 
 
 @jit(SUM)
+def _reduce_entry(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
+                  num_threads):
+    """:func:`_reduce_rows` on borrowed views of the caller's arrays (alive for the whole
+    call): no reference counting per row or block (see :func:`borrowed`)."""
+    literally(kind)
+    _reduce_rows(kind, borrowed(pf), p0, ps, borrowed(qf), q0, qs, borrowed(mf), m0, ms,
+                 has_mask, normalize, rows, n, borrowed(out), num_threads)
+
+
+@jit(SUM)
 def entropy(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out, num_threads):
-    _reduce_rows(ENTROPY, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n,
-                 out, num_threads)
+    _reduce_entry(ENTROPY, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n,
+                  out, num_threads)
 
 
 @jit(SUM)
 def cross_entropy(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                   num_threads):
-    _reduce_rows(CROSS_ENTROPY, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows,
-                 n, out, num_threads)
+    _reduce_entry(CROSS_ENTROPY, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows,
+                  n, out, num_threads)
 
 
 @jit(SUM)
 def kl_divergence(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                   num_threads):
-    _reduce_rows(KL, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
-                 num_threads)
+    _reduce_entry(KL, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
+                  num_threads)
 
 
 @jit(SUM)
 def js_divergence(pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                   num_threads):
-    _reduce_rows(JS, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
-                 num_threads)
+    _reduce_entry(JS, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
+                  num_threads)
 
 
 # Small inputs (see _reduce_small): arguments (p, q, out), p and q C-contiguous (rows, n).
@@ -609,12 +703,27 @@ def js_divergence_small(p, q, out):
 
 @jit(SUM)
 def rel_entr(pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
-    _elementwise(REL_ENTR, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads)
+    _elementwise(REL_ENTR, borrowed(pf), p0, ps, borrowed(qf), q0, qs, rows, n, borrowed(out),
+                 num_threads)
 
 
 @jit(SUM)
 def entr(pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
-    _elementwise(ENTR, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads)
+    _elementwise(ENTR, borrowed(pf), p0, ps, borrowed(qf), q0, qs, rows, n, borrowed(out),
+                 num_threads)
+
+
+# C-contiguous inputs (see _elementwise_contiguous): arguments (p, q, out, num_threads).
+
+
+@jit(SUM)
+def rel_entr_contiguous(p, q, out, num_threads):
+    _elementwise_contiguous(REL_ENTR, p, q, out, num_threads)
+
+
+@jit(SUM)
+def entr_contiguous(p, q, out, num_threads):
+    _elementwise_contiguous(ENTR, p, q, out, num_threads)
 
 
 @jit(MATH)
