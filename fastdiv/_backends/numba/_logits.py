@@ -56,6 +56,7 @@ from numba import literally, prange, types
 from numba.extending import intrinsic
 
 from fastdiv._backends.numba._cache import jit
+from fastdiv._backends.numba._codegen import borrowed
 from fastdiv._backends.numba._exp import exp, exp_term, exp_term_not_nan
 from fastdiv._backends.numba._math import like, log, log1p
 from fastdiv._backends.numba._options import BLOCK, CHUNK, KERNEL, MATH, SERIAL_BELOW, SUM
@@ -339,6 +340,8 @@ def _logsumexp_piece(af, ai, bf, bi, has_b, mf, mi, has_mask, length):
 def logsumexp(af, a0, as_, bf, b0, bs, has_b, mf, m0, ms, has_mask, rows, n, out, sign_out,
               has_sign, num_threads):
     """``log|sum(b * exp(a))|`` (and its sign) of every row into ``out`` (float64)."""
+    af, bf, mf = borrowed(af), borrowed(bf), borrowed(mf)  # see the entry points' note
+    out, sign_out = borrowed(out), borrowed(sign_out)
     mode, chunks, size = _plan(rows, n, num_threads)
     if mode == 0:
         for i in range(rows):
@@ -480,19 +483,21 @@ def row_map(kind, zf, z0, zs, rows, n, out, num_threads):
 # Entry points called from Python. A kernel that asks for ``literally(kind)``
 # recompiles-or-looks-up on every call from Python (the argument arrives as a
 # plain int64); called from jitted code with a constant, it compiles once.
-# The entries themselves run no parfor: the kernel they call does.
+# The entries themselves run no parfor: the kernel they call does. The kernels
+# work on borrowed views of their array arguments (the caller's, alive for the
+# whole call): no reference counting per row (see ``_codegen.borrowed``).
 _ENTRY = {**KERNEL, "parallel": False}
 
 @jit(_ENTRY)
 def log_softmax_rows(zf, z0, zs, rows, n, out, num_threads):
     """:func:`row_map` with ``kind`` 0 (``log_softmax``)."""
-    row_map(0, zf, z0, zs, rows, n, out, num_threads)
+    row_map(0, borrowed(zf), z0, zs, rows, n, borrowed(out), num_threads)
 
 
 @jit(_ENTRY)
 def softmax_rows(zf, z0, zs, rows, n, out, num_threads):
     """:func:`row_map` with ``kind`` 1 (``softmax``)."""
-    row_map(1, zf, z0, zs, rows, n, out, num_threads)
+    row_map(1, borrowed(zf), z0, zs, rows, n, borrowed(out), num_threads)
 
 
 # -- softmax cross-entropy -----------------------------------------------------------
@@ -639,6 +644,8 @@ def softmax_cross_entropy(zf, z0, zs, pf, p0, ps, has_p, target, smoothing, mf, 
     indices ``target`` (``-1``: ignored row). ``grad`` is flat, C order, with
     ``z``'s dtype; written only when ``has_grad``.
     """
+    zf, pf, target, mf = borrowed(zf), borrowed(pf), borrowed(target), borrowed(mf)
+    loss_out, grad = borrowed(loss_out), borrowed(grad)
     blocks = _block_count(n)
     mode, chunks, size = _plan(rows, n, num_threads)
     if mode == 0:
@@ -819,6 +826,8 @@ def _kl_buffers(n):
 def kl_divergence_logits(af, a0, as_, bf, b0, bs, temperature, mf, m0, ms, has_mask, rows, n,
                          loss_out, grad, has_grad, num_threads):
     """``KL(softmax(a / T) || softmax(b / T))`` per row, computed in float64; gradient wrt ``b``."""
+    af, bf, mf = borrowed(af), borrowed(bf), borrowed(mf)
+    loss_out, grad = borrowed(loss_out), borrowed(grad)
     mode, chunks, size = _plan(rows, n, num_threads)
     if mode == 0:
         for i in range(rows):
@@ -955,13 +964,15 @@ def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0
 def bce_rows(pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, rows, n, out,
              num_threads):
     """:func:`binary_cross_entropy` of probabilities (``kind`` BCE)."""
-    binary_cross_entropy(BCE, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask,
-                         rows, n, out, num_threads)
+    binary_cross_entropy(BCE, borrowed(pf), p0, ps, borrowed(qf), q0, qs, borrowed(wf), w0, ws,
+                         has_w, borrowed(mf), m0, ms, has_mask, rows, n, borrowed(out),
+                         num_threads)
 
 
 @jit(_ENTRY)
 def bce_logits_rows(pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, rows, n,
                     out, num_threads):
     """:func:`binary_cross_entropy` of logits (``kind`` BCE_LOGITS)."""
-    binary_cross_entropy(BCE_LOGITS, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms,
-                         has_mask, rows, n, out, num_threads)
+    binary_cross_entropy(BCE_LOGITS, borrowed(pf), p0, ps, borrowed(qf), q0, qs, borrowed(wf),
+                         w0, ws, has_w, borrowed(mf), m0, ms, has_mask, rows, n, borrowed(out),
+                         num_threads)
