@@ -394,9 +394,14 @@ def prepare_elementwise(inputs, names, out=None):
         plain = _plain_rows(inputs)
         if plain is not None:  # the common case: a few microseconds cheaper than below
             operands, shape = plain
-            return ElementwiseJob(_config.backend_module(), operands,
-                                  np.empty(operands[0].shape, operands[0].dtype),
-                                  _config.get_num_threads(), shape, None)
+            return ElementwiseJob(
+                _config.backend_module(),                          # backend
+                operands,                                          # operands
+                np.empty(operands[0].shape, operands[0].dtype),    # target
+                _config.get_num_threads(),                         # num_threads
+                shape,                                             # shape
+                None,                                              # out
+            )
     arrays = [_as_array(a, name) for a, name in zip(inputs, names)]
     dtype = compute_dtype(arrays, inputs)
     shape = _broadcast_shape(arrays, names)
@@ -441,7 +446,8 @@ def _from_rows(values: np.ndarray, shape, order) -> np.ndarray:
     if order == tuple(range(len(order))):  # the rows ran over the last axis
         return values.reshape(shape)
     permuted = values.reshape(tuple(shape[ax] for ax in order))
-    return permuted.transpose(sorted(range(len(order)), key=order.__getitem__))
+    inverse = sorted(range(len(order)), key=order.__getitem__)  # argsort of order
+    return permuted.transpose(inverse)
 
 
 def _scalar_or_array(result: np.ndarray):

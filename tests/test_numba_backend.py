@@ -285,8 +285,8 @@ def test_elementwise_on_the_edge_grid_match_scipy(dtype):
 def test_elementwise_in_place():
     rng = np.random.default_rng(5)
     p, q = rng.random((40, 3000)), rng.random((40, 3000))
-    p[0, :3] = [1e-300, 1.0, 0.0]
-    q[0, :3] = [1.0, 1e-300, 0.0]  # ratio underflow, overflow: the slow form
+    p[0, :3] = [1e-300, 1e300, 0.0]
+    q[0, :3] = [1e10, 1e-10, 0.0]  # ratio underflow, overflow: the slow form
     expected = np.empty_like(p)
     ref.rel_entr(p, q, expected, 1)
     nb.rel_entr(p, q, p, 2)  # out is p
@@ -299,20 +299,20 @@ def test_elementwise_in_place():
 def test_elementwise_layouts_match_scipy(dtype, layout):
     """Every path of the elementwise kernels: C-contiguous operands as one run of
     elements, strided and broadcast rows (buffers shared by the rows of a work item),
-    items of many short strided rows, a long row cut into chunks; each with a ratio
-    underflow and overflow (the slow form) somewhere inside."""
+    items of many short strided rows, a long row cut into chunks; float64 with a ratio
+    underflow and overflow (the slow form) somewhere inside (float32 input, computed in
+    float64, cannot reach it)."""
     rng = np.random.default_rng(8)
     rows, n = {"many short rows": (40000, 3), "long row": (1, 300_000)}.get(layout, (300, 700))
     p = rng.random((rows, n + 5)).astype(dtype)[:, :n]  # row stride n + 5
     q = rng.random((rows, n)).astype(dtype)
+    if dtype == np.float64:
+        p[-1, n // 2:n // 2 + 2] = [1e-300, 1e300]
+        q[:, n // 2:n // 2 + 2] = [1e10, 1e-10]
     if layout == "broadcast q":
         q = np.broadcast_to(q[0], (rows, n))
     elif layout in ("contiguous", "long row"):
         p = np.ascontiguousarray(p)
-    tiny = np.finfo(dtype).tiny
-    p[-1, n // 2:n // 2 + 2] = [tiny, 1.0]
-    if layout != "broadcast q":
-        q[-1, n // 2:n // 2 + 2] = [1.0, tiny]
     with np.errstate(all="ignore"):
         expected = scipy.special.rel_entr(p.astype(np.float64), q.astype(np.float64))
         expected_entr = scipy.special.entr(p.astype(np.float64))

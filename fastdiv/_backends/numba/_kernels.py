@@ -402,6 +402,13 @@ def _chunks_per_row(rows, n, num_threads):
 
 
 @jit(MATH)
+def rows_per_item(rows, n, num_threads):
+    """Whole rows per parallel work item: about ``CHUNK`` elements, but at least four
+    items per thread (each item shares one set of scratch buffers among its rows)."""
+    return max(1, min(CHUNK // max(n, 1), rows // (4 * num_threads)))
+
+
+@jit(MATH)
 def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
     """Many short contiguous rows: the terms of all rows in one SIMD loop, then row sums.
 
@@ -488,14 +495,22 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                           has_mask, normalize, n, buffers)
         return
     chunks = _chunks_per_row(rows, n, num_threads)
+    if chunks == 1:  # items of whole rows, one set of buffers each
+        per_item = rows_per_item(rows, n, num_threads)
+        for item in prange((rows + per_item - 1) // per_item):
+            buffers = _buffers(kind, pf, normalize, n)
+            for i in range(item * per_item, min(rows, (item + 1) * per_item)):
+                out[i] = _row(kind, pf, p0 + i * ps, qf, q0 + i * qs, mf, m0 + i * ms,
+                              has_mask, normalize, n, buffers)
+        return
     size = (n + chunks - 1) // chunks
     items = rows * chunks
-    # Phase 0 (normalize of split rows only): the pieces of each row's sums;
-    # phase 1: the pieces of each row's divergence.
+    # Phase 0 (normalize only): the pieces of each row's sums; phase 1: the pieces
+    # of each row's divergence.
     pieces = np.empty((items, 2))
     p_sums = np.ones(rows)
     q_sums = np.ones(rows)
-    first_phase = 0 if normalize and chunks > 1 else 1
+    first_phase = 0 if normalize else 1
     for phase in range(first_phase, 2):
         for item in prange(items):
             i = item // chunks
@@ -507,10 +522,6 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
             if phase == 0:
                 pieces[item, 0] = _compensated_sum(pf, a, mf, c, has_mask, length)
                 pieces[item, 1] = _compensated_sum(qf, b, mf, c, has_mask, length)
-            elif chunks == 1:
-                buffers = _buffers(kind, pf, normalize, n)
-                pieces[item, 0] = _row(kind, pf, a, qf, b, mf, c, has_mask, normalize, n,
-                                       buffers)
             else:
                 buffers = _buffers(kind, pf, normalize, length)
                 pieces[item, 0] = _segment(kind, pf, a, qf, b, mf, c, has_mask, normalize,
@@ -521,9 +532,7 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                 p_sums[i] = total
                 q_sums[i] = _sum_pieces(pieces[i * chunks:(i + 1) * chunks, 1])
             else:
-                out[i] = total if chunks == 1 else _finish(kind, total)
-
-
+                out[i] = _finish(kind, total)
 
 
 @jit(SUM)
@@ -572,7 +581,8 @@ def _elementwise_buffers(n):
 def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length, buffers):
     """Terms of one row segment into ``out[oi:oi + length]``, computed in float64.
 
-    Reads each block into float64 buffers before writing ``out``, so ``out``
+    Each block's terms go into a buffer (read from ``p`` and ``q``, or from
+    their float64 copies for float32) and only then into ``out``, so ``out``
     may be the memory of ``p`` or ``q``.
     """
     literally(kind)
@@ -609,8 +619,8 @@ def _elementwise(kind, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
         _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, 0, rows)
         return
     chunks = _chunks_per_row(rows, n, num_threads)
-    if chunks == 1:  # items of whole rows, about CHUNK elements each
-        per_item = max(1, CHUNK // n)
+    if chunks == 1:  # items of whole rows, one set of buffers each
+        per_item = rows_per_item(rows, n, num_threads)
         for item in prange((rows + per_item - 1) // per_item):
             first = item * per_item
             _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, first,
@@ -631,8 +641,9 @@ def _elementwise_contiguous(kind, p, q, out, num_threads):
     elements; borrowed views (see :func:`_reduce_small`)."""
     literally(kind)
     size = p.size
-    _elementwise(kind, borrowed_flat(p), 0, 0, borrowed_flat(q), 0, 0, 1, size,
-                 borrowed_flat(out), num_threads)
+    # inputs typed read-only as the strided entries' are: one compiled copy of the loops
+    _elementwise(kind, read_only(borrowed_flat(p)), 0, 0, read_only(borrowed_flat(q)), 0, 0, 1,
+                 size, borrowed_flat(out), num_threads)
 
 
 # -- one entry per function: each compiles (or loads from the cache) on first use --

@@ -58,6 +58,7 @@ from numba.extending import intrinsic
 from fastdiv._backends.numba._cache import jit
 from fastdiv._backends.numba._codegen import borrowed
 from fastdiv._backends.numba._exp import exp, exp_term, exp_term_not_nan
+from fastdiv._backends.numba._kernels import rows_per_item
 from fastdiv._backends.numba._math import like, log, log1p
 from fastdiv._backends.numba._options import BLOCK, CHUNK, KERNEL, MATH, SERIAL_BELOW, SUM
 
@@ -917,10 +918,15 @@ def _masked_sum(buffer, m, has_mask, size):
 
 
 @jit(MATH)
-def _bce_piece(kind, pf, pi, qf, qi, wf, wi, has_w, mf, mi, has_mask, length):
-    """Float64 sum of the terms of one row piece."""
+def _bce_buffer(n):
+    """The scratch block of :func:`_bce_piece` for row pieces of ``n`` elements."""
+    return np.empty(min(BLOCK, max(n, 1)))
+
+
+@jit(MATH)
+def _bce_piece(kind, pf, pi, qf, qi, wf, wi, has_w, mf, mi, has_mask, length, buffer):
+    """Float64 sum of the terms of one row piece (``buffer`` from :func:`_bce_buffer`)."""
     literally(kind)
-    buffer = np.empty(min(BLOCK, max(length, 1)))
     total = 0.0
     for start in range(0, length, BLOCK):
         size = min(BLOCK, length - start)
@@ -938,13 +944,17 @@ def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0
     literally(kind)
     mode, chunks, size = _plan(rows, n, num_threads)
     if mode == 0:
+        buffer = _bce_buffer(n)
         for i in range(rows):
             out[i] = _bce_piece(kind, pf, p0 + i * ps, qf, q0 + i * qs, wf, w0 + i * ws, has_w,
-                                mf, m0 + i * ms, has_mask, n)
-    elif mode == 1:
-        for i in prange(rows):
-            out[i] = _bce_piece(kind, pf, p0 + i * ps, qf, q0 + i * qs, wf, w0 + i * ws, has_w,
-                                mf, m0 + i * ms, has_mask, n)
+                                mf, m0 + i * ms, has_mask, n, buffer)
+    elif mode == 1:  # items of whole rows, one buffer each
+        per_item = rows_per_item(rows, n, num_threads)
+        for item in prange((rows + per_item - 1) // per_item):
+            buffer = _bce_buffer(n)
+            for i in range(item * per_item, min(rows, (item + 1) * per_item)):
+                out[i] = _bce_piece(kind, pf, p0 + i * ps, qf, q0 + i * qs, wf, w0 + i * ws,
+                                    has_w, mf, m0 + i * ms, has_mask, n, buffer)
     else:
         pieces = np.empty(rows * chunks)
         for item in prange(rows * chunks):
@@ -952,7 +962,7 @@ def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0
             lo = (item % chunks) * size
             pieces[item] = _bce_piece(kind, pf, p0 + i * ps + lo, qf, q0 + i * qs + lo, wf,
                                       w0 + i * ws + lo, has_w, mf, m0 + i * ms + lo, has_mask,
-                                      min(size, n - lo))
+                                      min(size, n - lo), _bce_buffer(size))
         for i in range(rows):
             total = 0.0
             for c in range(chunks):
