@@ -17,8 +17,10 @@ these sum loops get: the term code keeps its error-compensating operations in
 order), and the block sums are added with Neumaier compensation. The buffer
 stays in L1 or L2 between the loops. The loops ask LLVM for 512-bit vectors
 (:func:`wide_vectors`). The entry kernels run serially for small inputs (no
-thread launch), ``prange`` over rows when there are enough rows, and over
-chunks of rows when a few long rows must share the threads.
+thread launch), ``prange`` over items of whole rows when there are enough rows
+(:func:`rows_per_item`), and over chunks of rows when a few long rows must
+share the threads. They work on borrowed views of their array arguments
+(:func:`borrowed`: no reference counting in the loops over rows and blocks).
 
 ``kind`` (which divergence) is compiled as a constant (``numba.literally``):
 each public kernel compiles only its own code, on first use.
