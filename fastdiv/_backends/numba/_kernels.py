@@ -466,6 +466,17 @@ def _short_group(kind, pf, p0, qf, q0, mf, m0, has_mask, rows, n, out, group, pe
                 m0 + lo, has_mask, count, n, out[first:first + count])
 
 
+@jit(MATH)
+def _whole_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, n, out, first,
+                stop):
+    """``out[i]`` for rows ``first`` to ``stop - 1``, one set of buffers (:func:`_row`)."""
+    literally(kind)
+    buffers = _buffers(kind, pf, normalize, n)
+    for i in range(first, stop):
+        out[i] = _row(kind, pf, p0 + i * ps, qf, q0 + i * qs, mf, m0 + i * ms, has_mask,
+                      normalize, n, buffers)
+
+
 @jit(KERNEL)
 def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, rows, n, out,
                  num_threads):
@@ -491,19 +502,16 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                              per_group)
         return
     if num_threads == 1 or rows * n < SERIAL_BELOW:
-        buffers = _buffers(kind, pf, normalize, n)
-        for i in range(rows):
-            out[i] = _row(kind, pf, p0 + i * ps, qf, q0 + i * qs, mf, m0 + i * ms,
-                          has_mask, normalize, n, buffers)
+        _whole_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, n, out, 0,
+                    rows)
         return
     chunks = _chunks_per_row(rows, n, num_threads)
-    if chunks == 1:  # items of whole rows, one set of buffers each
+    if chunks == 1:  # items of whole rows
         per_item = rows_per_item(rows, n, num_threads)
         for item in prange((rows + per_item - 1) // per_item):
-            buffers = _buffers(kind, pf, normalize, n)
-            for i in range(item * per_item, min(rows, (item + 1) * per_item)):
-                out[i] = _row(kind, pf, p0 + i * ps, qf, q0 + i * qs, mf, m0 + i * ms,
-                              has_mask, normalize, n, buffers)
+            first = item * per_item
+            _whole_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, n, out,
+                        first, min(rows, first + per_item))
         return
     size = (n + chunks - 1) // chunks
     items = rows * chunks

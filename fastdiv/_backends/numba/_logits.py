@@ -937,6 +937,17 @@ def _bce_piece(kind, pf, pi, qf, qi, wf, wi, has_w, mf, mi, has_mask, length, bu
     return total
 
 
+@jit(MATH)
+def _bce_whole_rows(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask, n,
+                    out, first, stop):
+    """``out[i]`` for rows ``first`` to ``stop - 1``, one scratch block (:func:`_bce_piece`)."""
+    literally(kind)
+    buffer = _bce_buffer(n)
+    for i in range(first, stop):
+        out[i] = _bce_piece(kind, pf, p0 + i * ps, qf, q0 + i * qs, wf, w0 + i * ws, has_w, mf,
+                            m0 + i * ms, has_mask, n, buffer)
+
+
 @jit(KERNEL)
 def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask,
                          rows, n, out, num_threads):
@@ -944,17 +955,14 @@ def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0
     literally(kind)
     mode, chunks, size = _plan(rows, n, num_threads)
     if mode == 0:
-        buffer = _bce_buffer(n)
-        for i in range(rows):
-            out[i] = _bce_piece(kind, pf, p0 + i * ps, qf, q0 + i * qs, wf, w0 + i * ws, has_w,
-                                mf, m0 + i * ms, has_mask, n, buffer)
-    elif mode == 1:  # items of whole rows, one buffer each
+        _bce_whole_rows(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask,
+                        n, out, 0, rows)
+    elif mode == 1:  # items of whole rows
         per_item = rows_per_item(rows, n, num_threads)
         for item in prange((rows + per_item - 1) // per_item):
-            buffer = _bce_buffer(n)
-            for i in range(item * per_item, min(rows, (item + 1) * per_item)):
-                out[i] = _bce_piece(kind, pf, p0 + i * ps, qf, q0 + i * qs, wf, w0 + i * ws,
-                                    has_w, mf, m0 + i * ms, has_mask, n, buffer)
+            first = item * per_item
+            _bce_whole_rows(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms,
+                            has_mask, n, out, first, min(rows, first + per_item))
     else:
         pieces = np.empty(rows * chunks)
         for item in prange(rows * chunks):
