@@ -166,6 +166,18 @@ def borrowed_flat(typingctx, array):
 
 
 @intrinsic
+def alive(typingctx, value):
+    """A use of ``value`` that does nothing: Numba releases a variable after its last
+    use, so this keeps the memory of the arrays in ``value`` alive up to here, for
+    :func:`borrowed` views of them taken earlier."""
+
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return types.none(value), codegen
+
+
+@intrinsic
 def read_only(typingctx, array):
     """``array`` typed read-only: a callee compiled for read-only arrays takes it as it is
     (one compiled copy of the callee, not a second one for writeable arrays)."""

@@ -45,6 +45,7 @@ from numba.extending import overload
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
 from fastdiv._backends.numba._codegen import (
+    alive,
     borrowed,
     borrowed_flat,
     group_size,
@@ -316,6 +317,14 @@ def _buffers(kind, pf, normalize, n):
     return narrow, wide, p_wide, q_wide
 
 
+@jit(TERM)
+def _lent(buffers):
+    """Borrowed views of the four :func:`_buffers` (no reference counting where they are
+    passed and sliced, block after block); the caller keeps ``buffers`` :func:`alive`."""
+    narrow, wide, p_wide, q_wide = buffers
+    return borrowed(narrow), borrowed(wide), borrowed(p_wide), borrowed(q_wide)
+
+
 @jit(MATH)
 def _segment(kind, pf, pi, qf, qi, mf, mi, has_mask, normalize, p_sum, q_sum, length,
              buffers):
@@ -471,10 +480,12 @@ def _whole_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, n
                 stop):
     """``out[i]`` for rows ``first`` to ``stop - 1``, one set of buffers (:func:`_row`)."""
     literally(kind)
-    buffers = _buffers(kind, pf, normalize, n)
+    owners = _buffers(kind, pf, normalize, n)
+    buffers = _lent(owners)
     for i in range(first, stop):
         out[i] = _row(kind, pf, p0 + i * ps, qf, q0 + i * qs, mf, m0 + i * ms, has_mask,
                       normalize, n, buffers)
+    alive(owners)
 
 
 @jit(KERNEL)
@@ -533,9 +544,10 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                 pieces[item, 0] = _compensated_sum(pf, a, mf, c, has_mask, length)
                 pieces[item, 1] = _compensated_sum(qf, b, mf, c, has_mask, length)
             else:
-                buffers = _buffers(kind, pf, normalize, length)
+                owners = _buffers(kind, pf, normalize, length)
                 pieces[item, 0] = _segment(kind, pf, a, qf, b, mf, c, has_mask, normalize,
-                                           p_sums[i], q_sums[i], length, buffers)
+                                           p_sums[i], q_sums[i], length, _lent(owners))
+                alive(owners)
         for i in range(rows):
             total = _sum_pieces(pieces[i * chunks:(i + 1) * chunks, 0])
             if phase == 0:
