@@ -22,8 +22,10 @@ inside the vectorised loop itself would stop LLVM from vectorising it.
 views, slices and calls made from them then do no reference counting, whose
 atomic operations took a sixth of a (32, 10) reduction and half of a (32, 10)
 softmax (a few per row). Only for arrays that the compiled function's caller
-keeps alive for the whole call (the arguments of a kernel called from Python)
-and that the function never returns.
+keeps alive for the whole call (the arguments of a kernel called from Python),
+or that the function itself keeps alive past its last use of the views
+(scratch buffers: :func:`alive`), and that the function never returns (an
+``inline="always"`` helper may hand them to the function it is inlined into).
 
 Examples
 --------
@@ -126,7 +128,7 @@ def _prefetch_group_overload(array, start):
 @intrinsic
 def borrowed(typingctx, array):
     """``array`` without a reference to its memory (see the module docstring: never
-    return it, nor keep it past the call)."""
+    return it, nor keep it past the owner's life)."""
     if not isinstance(array, types.Array):
         return None
 
