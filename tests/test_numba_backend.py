@@ -345,6 +345,31 @@ def test_borrowed_and_read_only_views():
         write(b)
 
 
+def test_claim_hands_out_every_item_once_across_threads():
+    """Threads claiming items from one counter get each number exactly once, the way
+    the parallel kernels share their work items."""
+    from fastdiv._backends.numba._codegen import claim
+
+    @numba.njit(parallel=True)
+    def claim_all(items, threads, times_claimed):
+        claimed = np.zeros(1, np.int64)
+        for _ in numba.prange(threads):
+            item = claim(claimed)
+            while item < items:
+                times_claimed[item] += 1
+                item = claim(claimed)
+
+    @numba.njit
+    def claim_int32(counter):
+        return claim(counter)
+
+    times_claimed = np.zeros(100_000, np.int64)
+    claim_all(times_claimed.size, 2, times_claimed)
+    np.testing.assert_array_equal(times_claimed, 1)
+    with pytest.raises(numba.TypingError):
+        claim_int32(np.zeros(1, np.int32))
+
+
 # -- layouts: row strides, broadcast rows, masks, normalize -----------------------------
 
 

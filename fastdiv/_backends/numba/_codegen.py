@@ -180,6 +180,29 @@ def alive(typingctx, value):
 
 
 @intrinsic
+def claim(typingctx, counter):
+    """Add one to ``counter[0]`` (an int64 array shared by threads) as one atomic step,
+    and return the value before: each call of every thread gets a different number.
+
+    Numba's ``prange`` hands each thread an equal share of the iterations up
+    front; threads that claim numbered work items until none are left share
+    the work out as they go, so a thread held up (a busy machine) does not
+    hold up the whole call. Numba does not see the call as a write to
+    ``counter``: do not read ``counter`` after the loop in the same function
+    (Numba may move the read before the loop).
+    """
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = context.make_array(signature.args[0])(context, builder, args[0]).data
+        # monotonic: the items' data is ordered by the parallel region's own barrier
+        return builder.atomic_rmw("add", slot, ir.IntType(64)(1), "monotonic")
+
+    return types.int64(counter), codegen
+
+
+@intrinsic
 def read_only(typingctx, array):
     """``array`` typed read-only: a callee compiled for read-only arrays takes it as it is
     (one compiled copy of the callee, not a second one for writeable arrays)."""

@@ -17,9 +17,11 @@ these sum loops get: the term code keeps its error-compensating operations in
 order), and the block sums are added with Neumaier compensation. The buffer
 stays in L1 or L2 between the loops. The loops ask LLVM for 512-bit vectors
 (:func:`wide_vectors`). The entry kernels run serially for small inputs (no
-thread launch), ``prange`` over items of whole rows when there are enough rows
-(:func:`rows_per_item`), and over chunks of rows when a few long rows must
-share the threads. They work on borrowed views of their array arguments
+thread launch), else in parallel over items of whole rows when there are
+enough rows (:func:`rows_per_item`), or over chunks of rows when a few long
+rows must share the threads: one ``prange`` iteration per thread, each thread
+claiming the next item until none are left (:func:`claim`), so a thread slowed
+by a busy machine takes fewer items instead of holding up the call. They work on borrowed views of their array arguments
 (:func:`borrowed`: no reference counting in the loops over rows and blocks).
 
 ``kind`` (which divergence) is compiled as a constant (``numba.literally``):
@@ -48,6 +50,7 @@ from fastdiv._backends.numba._codegen import (
     alive,
     borrowed,
     borrowed_flat,
+    claim,
     group_size,
     prefetch_group,
     read_only,
@@ -508,9 +511,13 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                 _short_group(kind, pf, p0, qf, q0, mf, m0, has_mask, rows, n, out, g,
                              per_group)
         else:
-            for g in prange(groups):
-                _short_group(kind, pf, p0, qf, q0, mf, m0, has_mask, rows, n, out, g,
-                             per_group)
+            claimed = np.zeros(1, np.int64)
+            for _ in prange(num_threads):
+                g = claim(claimed)
+                while g < groups:
+                    _short_group(kind, pf, p0, qf, q0, mf, m0, has_mask, rows, n, out, g,
+                                 per_group)
+                    g = claim(claimed)
         return
     if num_threads == 1 or rows * n < SERIAL_BELOW:
         _whole_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, n, out, 0,
@@ -519,10 +526,15 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
     chunks = _chunks_per_row(rows, n, num_threads)
     if chunks == 1:  # items of whole rows
         per_item = rows_per_item(rows, n, num_threads)
-        for item in prange((rows + per_item - 1) // per_item):
-            first = item * per_item
-            _whole_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, n, out,
-                        first, min(rows, first + per_item))
+        items = (rows + per_item - 1) // per_item
+        claimed = np.zeros(1, np.int64)
+        for _ in prange(num_threads):  # each thread claims items until none are left
+            item = claim(claimed)
+            while item < items:
+                first = item * per_item
+                _whole_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, n,
+                            out, first, min(rows, first + per_item))
+                item = claim(claimed)
         return
     size = (n + chunks - 1) // chunks
     items = rows * chunks
@@ -533,21 +545,25 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
     q_sums = np.ones(rows)
     first_phase = 0 if normalize else 1
     for phase in range(first_phase, 2):
-        for item in prange(items):
-            i = item // chunks
-            lo = (item % chunks) * size
-            length = min(size, n - lo)
-            a = p0 + i * ps + lo
-            b = q0 + i * qs + lo
-            c = m0 + i * ms + lo
-            if phase == 0:
-                pieces[item, 0] = _compensated_sum(pf, a, mf, c, has_mask, length)
-                pieces[item, 1] = _compensated_sum(qf, b, mf, c, has_mask, length)
-            else:
-                owners = _buffers(kind, pf, normalize, length)
-                pieces[item, 0] = _segment(kind, pf, a, qf, b, mf, c, has_mask, normalize,
-                                           p_sums[i], q_sums[i], length, _lent(owners))
-                alive(owners)
+        claimed = np.zeros(1, np.int64)
+        for _ in prange(num_threads):
+            item = claim(claimed)
+            while item < items:
+                i = item // chunks
+                lo = (item % chunks) * size
+                length = min(size, n - lo)
+                a = p0 + i * ps + lo
+                b = q0 + i * qs + lo
+                c = m0 + i * ms + lo
+                if phase == 0:
+                    pieces[item, 0] = _compensated_sum(pf, a, mf, c, has_mask, length)
+                    pieces[item, 1] = _compensated_sum(qf, b, mf, c, has_mask, length)
+                else:
+                    owners = _buffers(kind, pf, normalize, length)
+                    pieces[item, 0] = _segment(kind, pf, a, qf, b, mf, c, has_mask, normalize,
+                                               p_sums[i], q_sums[i], length, _lent(owners))
+                    alive(owners)
+                item = claim(claimed)
         for i in range(rows):
             total = _sum_pieces(pieces[i * chunks:(i + 1) * chunks, 0])
             if phase == 0:
@@ -643,18 +659,27 @@ def _elementwise(kind, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
     chunks = _chunks_per_row(rows, n, num_threads)
     if chunks == 1:  # items of whole rows, one set of buffers each
         per_item = rows_per_item(rows, n, num_threads)
-        for item in prange((rows + per_item - 1) // per_item):
-            first = item * per_item
-            _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, first,
-                              min(rows, first + per_item))
+        items = (rows + per_item - 1) // per_item
+        claimed = np.zeros(1, np.int64)
+        for _ in prange(num_threads):
+            item = claim(claimed)
+            while item < items:
+                first = item * per_item
+                _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, first,
+                                  min(rows, first + per_item))
+                item = claim(claimed)
         return
     size = (n + chunks - 1) // chunks
-    for item in prange(rows * chunks):
-        i = item // chunks
-        lo = (item % chunks) * size
-        length = min(size, n - lo)
-        _elementwise_segment(kind, pf, p0 + i * ps + lo, qf, q0 + i * qs + lo, out,
-                             i * n + lo, length, _elementwise_buffers(length))
+    claimed = np.zeros(1, np.int64)
+    for _ in prange(num_threads):
+        item = claim(claimed)
+        while item < rows * chunks:
+            i = item // chunks
+            lo = (item % chunks) * size
+            length = min(size, n - lo)
+            _elementwise_segment(kind, pf, p0 + i * ps + lo, qf, q0 + i * qs + lo, out,
+                                 i * n + lo, length, _elementwise_buffers(length))
+            item = claim(claimed)
 
 
 @jit(SUM)
