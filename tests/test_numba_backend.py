@@ -370,6 +370,29 @@ def test_claim_hands_out_every_item_once_across_threads():
         claim_int32(np.zeros(1, np.int32))
 
 
+@pytest.mark.parametrize("dtype, unsigned", [(np.float64, np.uint64), (np.float32, np.uint32)])
+def test_group_lanes_is_one_group_of_the_value_kept_across_groups(dtype, unsigned):
+    """``group_lanes``: a group's length of ``value``, per-lane extremes carried from group
+    to group (as the range check of the term loops keeps them)."""
+    from fastdiv._backends.numba._codegen import group_lanes, group_size
+
+    @numba.njit
+    def lane_max(a, start_value):
+        group = group_size(a)
+        lanes = group_lanes(a, start_value)
+        for start in range(0, a.size - a.size % group, group):
+            for j in range(start, start + group):
+                lanes[j - start] = max(lanes[j - start], unsigned(a[j]))
+        return lanes.copy()
+
+    a = np.arange(1, 1001, dtype=dtype)
+    group = _options.GROUP_LINES * 64 // np.dtype(dtype).itemsize  # lines of 64 bytes
+    whole = a.size - a.size % group
+    expected = a[:whole].reshape(-1, group).max(axis=0).astype(unsigned)
+    np.testing.assert_array_equal(lane_max(a, unsigned(0)), expected)
+    np.testing.assert_array_equal(lane_max(a[:0], unsigned(7)), np.full(group, 7, unsigned))
+
+
 # -- layouts: row strides, broadcast rows, masks, normalize -----------------------------
 
 

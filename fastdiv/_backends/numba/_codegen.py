@@ -126,6 +126,41 @@ def _prefetch_group_overload(array, start):
 
 
 @intrinsic
+def group_lanes(typingctx, array, value):
+    """A 1-D array of :func:`group_size` ``(array)`` elements, each ``value``, on the stack
+    of the compiled function (see the module docstring: never return it).
+
+    A loop over a group that updates element ``j - start`` of it (a running
+    max per lane, say) vectorises into plain vector operations that carry
+    over from group to group, where a scalar accumulator would be reduced
+    across the lanes at the end of every group.
+    """
+    if not isinstance(array, types.Array) or not isinstance(value, types.Integer):
+        return None
+    count = _elements(array, GROUP_LINES * _LINE_BYTES)
+    lanes_type = types.Array(value, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        element = context.get_value_type(value)
+        data = cgutils.alloca_once(builder, element, size=count)  # in the entry block
+        for i in range(count):
+            builder.store(args[1], builder.gep(data, [cgutils.int32_t(i)]))
+        lanes = context.make_array(lanes_type)(context, builder)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(element))
+        context.populate_array(
+            lanes,
+            data=data,
+            shape=cgutils.pack_array(builder, [context.get_constant(types.intp, count)]),
+            strides=cgutils.pack_array(builder, [itemsize]),
+            itemsize=itemsize,
+            meminfo=None,
+        )
+        return lanes._getvalue()
+
+    return lanes_type(array, value), codegen
+
+
+@intrinsic
 def borrowed(typingctx, array):
     """``array`` without a reference to its memory (see the module docstring: never
     return it, nor keep it past the owner's life)."""

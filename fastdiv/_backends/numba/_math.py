@@ -525,6 +525,24 @@ def outside_ratio_q(q):
     raise NotImplementedError
 
 
+def bit_limits(array):
+    """Constants of the range checks on bit patterns, for an array of float32 or float64:
+    ``(none, all, low_less_one, low, high, span)`` in the unsigned type of :func:`bits`:
+    0, all bits set, the smallest normal number's bits less one and as they are, the
+    largest finite number's bits, and the span of :func:`ratio_q_offset`."""
+    raise NotImplementedError
+
+
+@overload(bit_limits, inline="always")
+def _bit_limits_overload(array):
+    fty = getattr(array, "dtype", None)
+    if fty in _NORMAL_BITS:
+        low, high = _NORMAL_BITS[fty]
+        unsigned = low.dtype.type
+        limits = (unsigned(0), ~unsigned(0), low - unsigned(1), low, high, _RATIO_Q_SPAN[fty])
+        return lambda array: limits
+
+
 @overload(not_normal, inline="always")
 def _not_normal_overload(x):
     if x in _NORMAL_BITS:
