@@ -1,4 +1,5 @@
-"""What Numba has no option for: vector width, prefetch, and views without reference counts.
+"""What Numba has no option for: vector width, prefetch, views without reference counts,
+per-lane accumulators and work shared out as threads go.
 
 ``wide_vectors()`` called in a jitted function lets LLVM's loop vectoriser use
 512-bit vectors in that function on CPUs with AVX-512. LLVM's tuning for
@@ -16,6 +17,16 @@ the group's arithmetic runs: without it a core of the machines we measured
 overlaps little of a kernel's arithmetic with its reads, and the time from
 memory is close to the time in cache plus the time of the reads. A prefetch
 inside the vectorised loop itself would stop LLVM from vectorising it.
+
+``group_lanes(a, value)`` is a group's length of ``value`` on the stack: a
+group loop that updates element ``j - start`` keeps one accumulator per vector
+lane across groups, where a scalar accumulator is reduced across the lanes at
+the end of every group.
+
+``claim(counter)`` is an atomic fetch-and-add of one: threads of a ``prange``
+with one iteration per thread claim numbered work items until none are left,
+which balances the work as it goes (Numba's own ``prange`` splits the
+iterations evenly up front).
 
 ``borrowed(a)`` is ``a`` without a reference to its memory, and
 ``borrowed_flat(a)`` a 1-D view of a C-contiguous ``a`` without one: the
