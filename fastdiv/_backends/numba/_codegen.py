@@ -18,7 +18,8 @@ overlaps little of a kernel's arithmetic with its reads, and the time from
 memory is close to the time in cache plus the time of the reads. A prefetch
 inside the vectorised loop itself would stop LLVM from vectorising it.
 
-``group_lanes(a, value)`` is a group's length of ``value`` on the stack: a
+``group_lanes(a, value)`` is a group's length of ``value`` on the stack (never
+returned, as ``borrowed`` views below): a
 group loop that updates element ``j - start`` keeps one accumulator per vector
 lane across groups, where a scalar accumulator is reduced across the lanes at
 the end of every group.
@@ -139,7 +140,8 @@ def _prefetch_group_overload(array, start):
 @intrinsic
 def group_lanes(typingctx, array, value):
     """A 1-D array of :func:`group_size` ``(array)`` elements, each ``value``, on the stack
-    of the compiled function (see the module docstring: never return it).
+    of the compiled function it ends up in: never return it (nor from a helper
+    that is not inlined into its user).
 
     A loop over a group that updates element ``j - start`` of it (a running
     max per lane, say) vectorises into plain vector operations that carry
