@@ -459,7 +459,7 @@ def _chunks_per_row(rows, n, num_threads):
 @jit(MATH)
 def rows_per_item(rows, n, num_threads):
     """Whole rows per parallel work item: about ``CHUNK`` elements, but at least four
-    items per thread (each item shares one set of scratch buffers among its rows)."""
+    items per thread, which the threads claim as they go (:func:`claim`)."""
     return max(1, min(CHUNK // max(n, 1), rows // (4 * num_threads)))
 
 
