@@ -157,13 +157,15 @@ static FD_TARGET FD_C FD_NT(kl_exact)(FD_C p, FD_C q)
  * per element like the reference so that sums near the float maximum do not
  * overflow. With S = p + q = s + lo exactly (two-sum) and r = 2p / s,
  * e = 2p - r s exact: p log(2p / S) = p log(r) + (e - r lo) / 2 to second
- * order. Valid (js_fast_ok) for finite p, q >= 0 whose sum is below half the
- * largest number (so 2p and 2q do not overflow).
+ * order. r need not be correctly rounded (the residual e carries its error),
+ * so the fast form takes r = 2p (1 / s): one division for both halves and t,
+ * where the division is what bounds the loop. Valid (js_fast_ok) for finite
+ * p, q >= 0 whose sum is 0 or normal and below half the largest number (so
+ * 2p and 2q do not overflow and 1 / s is finite).
  */
-FD_INLINE FD_C FD_NT(js_half_term)(FD_C a, FD_C s, FD_C lo)
+FD_INLINE FD_C FD_NT(js_half_term)(FD_C a, FD_C s, FD_C lo, FD_C r)
 {
     const FD_C a2 = a + a;
-    const FD_C r = a2 / s;
     const FD_C t = (FD_C)0.5 * FD_FMA_C(a, FD_LOG_NORMAL(r), (FD_C)0.5 * (FD_RESID(a2, r, s) - r * lo));
     return a == 0 ? (FD_C)0 : t;
 }
@@ -204,10 +206,15 @@ FD_INLINE int FD_NT(js_near)(FD_C t)
 FD_INLINE FD_C FD_NT(js_fast)(FD_C p, FD_C q)
 {
     const FD_C s = p + q;
+    const FD_C inv = (FD_C)1 / s;
     const FD_C bb = s - p;
     const FD_C lo = (p - (s - bb)) + (q - bb);
-    const FD_C far = FD_NT(js_half_term)(p, s, lo) + FD_NT(js_half_term)(q, s, lo);
-    const FD_C t = (p - q) / s;
+    const FD_C far = FD_NT(js_half_term)(p, s, lo, (p + p) * inv)
+                     + FD_NT(js_half_term)(q, s, lo, (q + q) * inv);
+    /* t = (p - q) / s to within the division's rounding: one step of Newton's
+     * correction on the product (p - q is exact where t is used, |t| < 1/4) */
+    const FD_C t0 = (p - q) * inv;
+    const FD_C t = FD_FMA_C(inv, FD_RESID(p - q, t0, s), t0);
     return FD_NT(js_near)(t) ? (FD_C)0.25 * s * FD_NT(js_series)(t) : far;
 }
 
@@ -215,9 +222,11 @@ FD_INLINE FD_C FD_NT(js_fast)(FD_C p, FD_C q)
 FD_INLINE int FD_NT(js_fast_ok)(FD_C p, FD_C q)
 {
     const FD_C s = p + q;
-    const int p_ok = (p == 0) | ((p + p) / s >= FD_C_MIN);
-    const int q_ok = (q == 0) | ((q + q) / s >= FD_C_MIN);
-    return (p >= 0) & (q >= 0) & (s <= (FD_C)0.5 * FD_C_MAX) & FD_RESID_SAFE(s, s) & p_ok & q_ok;
+    const FD_C inv = (FD_C)1 / s;    /* the same expressions as js_fast's: computed once */
+    const int p_ok = (p == 0) | ((p + p) * inv >= FD_C_MIN);
+    const int q_ok = (q == 0) | ((q + q) * inv >= FD_C_MIN);
+    return (p >= 0) & (q >= 0) & (s <= (FD_C)0.5 * FD_C_MAX) & ((s >= FD_C_MIN) | (s == 0))
+           & FD_RESID_SAFE(s, s) & p_ok & q_ok;
 }
 
 /* One half of js_fast, also where 2a / s is subnormal or 0. Needs 0 <= a <= s finite. */
@@ -225,8 +234,9 @@ static FD_TARGET FD_C FD_NT(js_half_exact)(FD_C a, FD_C s, FD_C lo)
 {
     if (a == 0)
         return 0;
-    if ((a + a) / s >= FD_C_MIN)
-        return FD_NT(js_half_term)(a, s, lo);
+    const FD_C r = (a + a) / s;
+    if (r >= FD_C_MIN)
+        return FD_NT(js_half_term)(a, s, lo, r);
     return (FD_C)0.5 * (a * ((FD_LOG(a) - FD_LOG(s)) + (FD_C)0.6931471805599453));
 }
 
