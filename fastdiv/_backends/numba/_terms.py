@@ -87,17 +87,17 @@ def neg_xlogy(x, y):
 
 
 @jit(TERM)
-def _js_half(a, s, lo):
+def _js_half(a, s, lo, r):
     """``a log(2a / S) / 2`` for ``a >= 0`` and ``S = s + lo`` exactly (``lo`` the
-    rounding error of the sum ``s``).
+    rounding error of the sum ``s``), given ``r``, ``2a / s`` to within an ulp or two.
 
-    With ``r = 2a / s`` and ``e = 2a - r s`` (exact through one FMA),
-    ``a log(2a / S) = a log(r) + (e - r lo) / 2`` to second order, and ``log(r)``
-    is relatively accurate near ``r = 1``. Needs ``r`` normal and ``2a`` finite.
+    With ``e = 2a - r s`` (exact through one FMA), ``a log(2a / S) = a log(r) +
+    (e - r lo) / 2`` to second order (``e`` carries the rounding error of ``r``), and
+    ``log(r)`` is relatively accurate near ``r = 1``. Needs ``r`` normal and ``2a``
+    finite.
     """
     h = half(a)
     a2 = a + a
-    r = a2 / s
     term = h * fma(a, log_normal(r), h * (fma(-r, s, a2) - r * lo))
     return like(a, 0.0) if a == 0 else term
 
@@ -130,13 +130,19 @@ def js(x, y):
     total = x + y
     back = total - x
     lo = (x - (total - back)) + (y - back)  # total + lo == x + y exactly
-    far = _js_half(x, total, lo) + _js_half(y, total, lo)
-    t = (x - y) / total
+    # one division for both halves and t: the division is what bounds the loop
+    inv = like(x, 1.0) / total
+    ratio_x = (x + x) * inv
+    ratio_y = (y + y) * inv
+    far = _js_half(x, total, lo, ratio_x) + _js_half(y, total, lo, ratio_y)
+    diff = x - y  # exact where t is used (|t| < 1/4)
+    t = diff * inv
+    t = fma(inv, fma(-t, total, diff), t)  # one Newton step: t as if divided
     near = h * h * total * _js_series(t * t)
     value = near if abs(t) < like(x, 0.25) else far
     fast = (total <= h * huge(x)) & ((total == 0) | (total >= tiny(x)))
-    fast = fast & ((x == 0) | ((x + x) / total >= tiny(x)))
-    fast = fast & ((y == 0) | ((y + y) / total >= tiny(y)))
+    fast = fast & ((x == 0) | (ratio_x >= tiny(x)))
+    fast = fast & ((y == 0) | (ratio_y >= tiny(y)))
     value = value if fast else like(x, -_INF)
     nan = (x != x) | (y != y)
     special = like(x, _NAN) if nan else like(x, _INF)
