@@ -64,9 +64,6 @@ from fastdiv._backends.numba._math import (
     like,
     log_normal,
     log_ratio,
-    not_normal,
-    not_normal_nor_zero,
-    outside_ratio_q,
     ratio_q_offset,
 )
 from fastdiv._backends.numba._options import (
@@ -107,7 +104,7 @@ def _term(kind, x, y):
 
     Entropy, cross-entropy and KL take the plain forms ``-x log x``,
     ``-(x log y)`` and ``x log(x / y)`` (:func:`log_ratio`: one division, no
-    select), right only inside the range :func:`_outside` checks. JS and the
+    select), right only inside the range :func:`_track` checks. JS and the
     elementwise ``rel_entr`` take the fast forms, which mark the elements they
     cannot take with ``-inf``; a block whose sum is then not finite goes
     through :func:`_fix_slow`.
@@ -142,29 +139,17 @@ def _kept(kind, p, q, mask, has_mask, j):
 
 
 @jit(TERM)
-def _outside(kind, x, y):
-    """Whether ``(x, y)`` is outside the range of the plain forms of :func:`_term`.
+def _track(kind, x, y, top, bottom, offset, lane):
+    """Keep, in ``lane``, what the range check of the plain forms of :func:`_term` needs.
 
     They are right where ``x`` (entropy, KL; ``+0`` too: the log of its bits
     is finite) or ``y`` (cross-entropy) is a positive normal number, and for
-    KL ``y`` is in the range of :func:`log_ratio`: compares of bit patterns
-    (see :func:`bits`), which vectorise in the lanes of the float type. JS and
-    the elementwise kinds: False.
+    KL ``y`` is in the range of :func:`log_ratio`. Kept as running extremes per
+    lane, which vectorise in the lanes of the float type: the largest and
+    smallest bit patterns (``top``, ``bottom``; see :func:`bits`) and, for KL,
+    the largest :func:`ratio_q_offset` of ``y``; :func:`_lanes_outside` compares
+    them with the range. JS and the elementwise kinds keep nothing.
     """
-    if kind == ENTROPY:
-        return not_normal_nor_zero(x)
-    if kind == KL:
-        return not_normal_nor_zero(x) | outside_ratio_q(y)
-    if kind == CROSS_ENTROPY:
-        return not_normal(y)
-    return False
-
-
-@jit(TERM)
-def _track(kind, x, y, top, bottom, offset, lane):
-    """The range check of :func:`_outside` as running extremes per lane: the largest and
-    smallest bit patterns (``top``, ``bottom``) and, for KL, the largest
-    :func:`ratio_q_offset` of ``y`` (see :func:`_lanes_outside`)."""
     if kind == ENTROPY or kind == KL:
         top[lane] = max(top[lane], bits(x))
         bottom[lane] = min(bottom[lane], bits_less_one(x))  # +0 wraps to the top
@@ -178,7 +163,7 @@ def _track(kind, x, y, top, bottom, offset, lane):
 @jit(TERM)
 def _lanes_outside(kind, p, top, bottom, offset):
     """Whether the extremes :func:`_track` kept show an element outside the plain forms'
-    range (what :func:`_outside` says of one element)."""
+    range."""
     _, _, low_less_one, low, high, span = bit_limits(p)
     bad = False
     for lane in range(top.size):
@@ -206,12 +191,11 @@ def _map_groups(kind, p, q, mask, has_mask, buffer):
             x, y = _kept(kind, p, q, mask, has_mask, j)
             buffer[j] = _term(kind, x, y)
             _track(kind, x, y, top, bottom, offset, j - start)
-    bad = _lanes_outside(kind, p, top, bottom, offset)
-    for j in range(whole, p.size):
+    for j in range(whole, p.size):  # the tail: shorter than a group
         x, y = _kept(kind, p, q, mask, has_mask, j)
         buffer[j] = _term(kind, x, y)
-        bad |= _outside(kind, x, y)
-    return bad
+        _track(kind, x, y, top, bottom, offset, j - whole)
+    return _lanes_outside(kind, p, top, bottom, offset)
 
 
 @jit(MATH)
@@ -220,7 +204,7 @@ def _fill(kind, p, q, mask, has_mask, buffer):
 
     Returns True when an entropy, cross-entropy or KL block has an element
     (kept by the mask) outside the range of their plain forms
-    (:func:`_outside`): the caller then takes :func:`_fill_full`. JS and the
+    (:func:`_track`): the caller then takes :func:`_fill_full`. JS and the
     elementwise kinds return False.
 
     The loop runs in groups of a few cache lines and prefetches the inputs a

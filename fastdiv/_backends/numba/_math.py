@@ -509,22 +509,6 @@ _NORMAL_BITS = {
 _RATIO_Q_SPAN = {fty: _bits_constant(0, fty).dtype.type(_RATIO_Q[fty][1]) for fty in _RATIO_Q}
 
 
-def not_normal(x):
-    """Whether ``x`` is not a positive normal finite number (0, a subnormal, negative, inf,
-    NaN): one test on the bit pattern, which vectorises."""
-    raise NotImplementedError
-
-
-def not_normal_nor_zero(x):
-    """:func:`not_normal`, but False also for ``+0`` (its ``bits - 1`` wraps to the top)."""
-    raise NotImplementedError
-
-
-def outside_ratio_q(q):
-    """Whether ``q`` is outside the range of the divisor of :func:`log_ratio`."""
-    raise NotImplementedError
-
-
 def bit_limits(array):
     """Constants of the range checks on bit patterns, for an array of float32 or float64:
     ``(none, all, low_less_one, low, high, span)`` in the unsigned type of :func:`bits`:
@@ -542,24 +526,3 @@ def _bit_limits_overload(array):
         limits = (unsigned(0), ~unsigned(0), low - unsigned(1), low, high, _RATIO_Q_SPAN[fty])
         return lambda array: limits
 
-
-@overload(not_normal, inline="always")
-def _not_normal_overload(x):
-    if x in _NORMAL_BITS:
-        low, high = _NORMAL_BITS[x]
-        return lambda x: (bits(x) > high) | (bits(x) < low)
-
-
-@overload(not_normal_nor_zero, inline="always")
-def _not_normal_nor_zero_overload(x):
-    if x in _NORMAL_BITS:
-        low, high = _NORMAL_BITS[x]
-        low_less_one = low - low.dtype.type(1)
-        return lambda x: (bits(x) > high) | (bits_less_one(x) < low_less_one)
-
-
-@overload(outside_ratio_q, inline="always")
-def _outside_ratio_q_overload(q):
-    if q in _RATIO_Q_SPAN:
-        span = _RATIO_Q_SPAN[q]
-        return lambda q: ratio_q_offset(q) > span
