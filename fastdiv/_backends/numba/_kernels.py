@@ -574,6 +574,7 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
     for phase in range(first_phase, 2):
         claimed = np.zeros(1, np.int64)
         for _ in prange(num_threads):
+            owners = _buffers(kind, pf, normalize, size if phase == 1 else 0)  # per thread
             item = claim(claimed)
             while item < items:
                 i = item // chunks
@@ -586,11 +587,10 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
                     pieces[item, 0] = _compensated_sum(pf, a, mf, c, has_mask, length)
                     pieces[item, 1] = _compensated_sum(qf, b, mf, c, has_mask, length)
                 else:
-                    owners = _buffers(kind, pf, normalize, length)
                     pieces[item, 0] = _segment(kind, pf, a, qf, b, mf, c, has_mask, normalize,
                                                p_sums[i], q_sums[i], length, _lent(owners))
-                    alive(owners)
                 item = claim(claimed)
+            alive(owners)
         for i in range(rows):
             total = _sum_pieces(pieces[i * chunks:(i + 1) * chunks, 0])
             if phase == 0:
@@ -665,10 +665,10 @@ def _elementwise_segment(kind, pf, pi, qf, qi, out, oi, length, buffers):
 
 
 @jit(MATH)
-def _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, first, stop):
-    """:func:`_elementwise_segment` on rows ``first`` to ``stop - 1``, one set of buffers."""
+def _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, first, stop, buffers):
+    """:func:`_elementwise_segment` on rows ``first`` to ``stop - 1``, with the scratch
+    ``buffers`` of :func:`_elementwise_buffers`."""
     literally(kind)
-    buffers = _elementwise_buffers(n)
     for i in range(first, stop):
         _elementwise_segment(kind, pf, p0 + i * ps, qf, q0 + i * qs, out, i * n, n, buffers)
 
@@ -681,31 +681,34 @@ def _elementwise(kind, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
         n = rows * n
         rows = 1
     if num_threads == 1 or rows * n < SERIAL_BELOW:
-        _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, 0, rows)
+        _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, 0, rows,
+                          _elementwise_buffers(n))
         return
     chunks = _chunks_per_row(rows, n, num_threads)
-    if chunks == 1:  # items of whole rows, one set of buffers each
+    if chunks == 1:  # items of whole rows
         per_item = rows_per_item(rows, n, num_threads)
         items = (rows + per_item - 1) // per_item
         claimed = np.zeros(1, np.int64)
         for _ in prange(num_threads):
+            buffers = _elementwise_buffers(n)  # one set per thread
             item = claim(claimed)
             while item < items:
                 first = item * per_item
                 _elementwise_rows(kind, pf, p0, ps, qf, q0, qs, n, out, first,
-                                  min(rows, first + per_item))
+                                  min(rows, first + per_item), buffers)
                 item = claim(claimed)
         return
     size = (n + chunks - 1) // chunks
     claimed = np.zeros(1, np.int64)
     for _ in prange(num_threads):
+        buffers = _elementwise_buffers(size)  # one set per thread
         item = claim(claimed)
         while item < rows * chunks:
             i = item // chunks
             lo = (item % chunks) * size
             length = min(size, n - lo)
             _elementwise_segment(kind, pf, p0 + i * ps + lo, qf, q0 + i * qs + lo, out,
-                                 i * n + lo, length, _elementwise_buffers(length))
+                                 i * n + lo, length, buffers)
             item = claim(claimed)
 
 
