@@ -207,6 +207,19 @@ def test_js_divergence_terms_across_ratios():
             assert _abs_err(r, exact) <= 8 * EPS64 * exact, (a, b, float(r), float(exact))
 
 
+def test_js_divergence_subnormal_pairs():
+    """Pairs whose sum is subnormal (its reciprocal overflows) or just above the normal
+    threshold: one-element rows, within a few subnormal steps of the exact value."""
+    tiny = np.finfo(np.float64).tiny
+    p = np.array([1e-320, 3e-320, 7e-321, 1e-310, 2e-308, 0.6 * tiny, 1.5 * tiny])
+    q = np.array([1e-320, 5e-321, 4e-320, 3e-311, 5e-320, 0.7 * tiny, 0.2 * tiny])
+    result = fastdiv.js_divergence(p[:, None], q[:, None])
+    step = np.nextafter(0.0, 1.0)
+    for r, a, b in zip(result, p, q):
+        exact = exact_js([a], [b])
+        assert _abs_err(r, exact) <= 8 * EPS64 * exact + 8 * step, (a, b, float(r), float(exact))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_js_divergence_random_distributions(dtype):
     rng = np.random.default_rng(38)
