@@ -158,8 +158,8 @@ static FD_TARGET FD_C FD_NT(kl_exact)(FD_C p, FD_C q)
  * overflow. With S = p + q = s + lo exactly (two-sum) and r = 2p / s,
  * e = 2p - r s exact: p log(2p / S) = p log(r) + (e - r lo) / 2 to second
  * order. r need not be correctly rounded (the residual e carries its error),
- * so the fast form takes r = 2p (1 / s): one division for both halves and t,
- * where the division is what bounds the loop. Valid (js_fast_ok) for finite
+ * so the fast form takes r = 2p (1 / s): one division for both halves and t
+ * (divisions are the slowest instructions of the loop). Valid (js_fast_ok) for finite
  * p, q >= 0 whose sum is 0 or normal and below half the largest number (so
  * 2p and 2q do not overflow and 1 / s is finite).
  */

@@ -130,7 +130,7 @@ def js(x, y):
     total = x + y
     back = total - x
     lo = (x - (total - back)) + (y - back)  # total + lo == x + y exactly
-    # one division for both halves and t: the division is what bounds the loop
+    # one division for both halves and t (divisions are the loop's slowest instructions)
     inv = like(x, 1.0) / total
     ratio_x = (x + x) * inv
     ratio_y = (y + y) * inv
