@@ -11,6 +11,9 @@ than three.
 :func:`measure_interleaved` times several calls round-robin (one repeat of
 each, then the next round): when other processes load the machine for a
 while, every candidate of a case pays for it alike, so their ratios hold.
+A call with fewer repeats than the others (a slow peer) runs in rounds spread
+from the first to the last (:func:`rounds`), not in the first rounds only: a
+slow spell in the later rounds then reaches its median as it reaches theirs.
 """
 
 from __future__ import annotations
@@ -111,6 +114,34 @@ def _one_repeat(call: Callable[[], object], loops: int, clock: Clock) -> float:
     return (clock() - start) / loops
 
 
+def rounds(repeats: int, total: int) -> frozenset[int]:
+    """The rounds, numbered from 0, in which a call of ``repeats`` repeats runs among
+    ``total`` rounds: the first, the last, and evenly spaced ones between (rounded
+    half up).
+
+    Parameters
+    ----------
+    repeats : int
+        The call's repeats, at most ``total``.
+    total : int
+        The number of rounds.
+
+    Returns
+    -------
+    frozenset of int
+
+    Examples
+    --------
+    >>> sorted(rounds(3, 7)), sorted(rounds(7, 7)), sorted(rounds(1, 7))
+    ([0, 3, 6], [0, 1, 2, 3, 4, 5, 6], [0])
+    """
+    if repeats <= 1:
+        return frozenset(range(repeats))
+    span, gaps = total - 1, repeats - 1
+    # i * span / gaps rounded half up, in integers: distinct rounds since span >= gaps
+    return frozenset((2 * i * span + gaps) // (2 * gaps) for i in range(repeats))
+
+
 def measure_interleaved(
     calls: Sequence[Callable[[], object]],
     plans: Sequence[Plan],
@@ -146,9 +177,11 @@ def measure_interleaved(
     contexts = contexts or [contextlib.nullcontext] * len(calls)
     times: list[list[float]] = [[] for _ in calls]
     errors: dict[int, Exception] = {}
-    for round_ in range(max((plan.repeats for plan in plans), default=0)):
+    total = max((plan.repeats for plan in plans), default=0)
+    schedule = [rounds(plan.repeats, total) for plan in plans]
+    for round_ in range(total):
         for index, (call, plan, context) in enumerate(zip(calls, plans, contexts)):
-            if round_ < plan.repeats and index not in errors:
+            if round_ in schedule[index] and index not in errors:
                 try:
                     with context():
                         times[index].append(_one_repeat(call, plan.loops, clock))

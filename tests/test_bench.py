@@ -453,9 +453,22 @@ def test_interleaved_timing_goes_round_robin():
     calls = [lambda: order.append("a"), lambda: order.append("b")]
     plans = [timing.Plan(loops=2, repeats=2), timing.Plan(loops=1, repeats=3)]
     timings = timing.measure_interleaved(calls, plans, clock=_fake_clock(1.0))
-    assert order == ["a", "a", "b", "a", "a", "b", "b"]
+    assert order == ["a", "a", "b", "b", "a", "a", "b"]  # a: the first and the last round
     assert [len(t.times) for t in timings] == [2, 3]
     assert timings[0].median == pytest.approx(0.5)  # one clock step per repeat of two calls
+
+
+def test_interleaved_timing_spreads_a_call_with_fewer_repeats_over_the_rounds():
+    """A slow peer with 3 repeats among candidates with 7 runs in rounds 0, 3 and 6. It
+    once ran in rounds 0 to 2 only: a JS case then set fastdiv's median, taken in a slow
+    spell of the machine in the later rounds, against SciPy's from the quick first ones."""
+    order = []
+    calls = [lambda: order.append("fast"), lambda: order.append("slow")]
+    plans = [timing.Plan(loops=1, repeats=7), timing.Plan(loops=1, repeats=3)]
+    timing.measure_interleaved(calls, plans, clock=_fake_clock(1.0))
+    # a round runs "fast" then, if scheduled, "slow"
+    slow_rounds = [order[:i].count("fast") - 1 for i, name in enumerate(order) if name == "slow"]
+    assert slow_rounds == [0, 3, 6]
 
 
 @pytest.mark.parametrize("summed_by", ["stream_sum", "numpy"])
