@@ -6,7 +6,7 @@ row, leading axes are the batch) in one fused pass of the selected backend.
 
 from __future__ import annotations
 
-from fastdiv._prepare import prepare_elementwise, prepare_reduction
+from fastdiv._prepare import run_elementwise, run_reduction
 
 _REDUCTION_PARAMETERS = """\
 axis : int, tuple of int or None, optional
@@ -70,10 +70,7 @@ def entropy(p, axis=-1, *, base=None, normalize=False, where=None, keepdims=Fals
     >>> fastdiv.entropy([[1, 1], [1, 3]], normalize=True)
     array([0.69314718, 0.56233514])
     """
-    job = prepare_reduction((p,), ("p",), axis, where, keepdims, out, base, normalize,
-                             float32_out_ok=True)
-    job.backend.entropy(*job.operands, job.where, job.normalize, job.acc, job.num_threads)
-    return job.finish()
+    return run_reduction("entropy", (p,), ("p",), axis, where, keepdims, out, base, normalize)
 
 
 @_fill_doc
@@ -107,10 +104,7 @@ def cross_entropy(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> round(float(fastdiv.cross_entropy([0.5, 0.5], [0.25, 0.75], base=2)), 12)
     1.207518749639
     """
-    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize,
-                             float32_out_ok=True)
-    job.backend.cross_entropy(*job.operands, job.where, job.normalize, job.acc, job.num_threads)
-    return job.finish()
+    return run_reduction("cross_entropy", (p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
 
 
 @_fill_doc
@@ -149,10 +143,7 @@ def kl_divergence(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> fastdiv.kl_divergence(p, [0.5, 0.5])  # q broadcast to every row
     array([0.19274476, 0.        ])
     """
-    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize,
-                             float32_out_ok=True)
-    job.backend.kl_divergence(*job.operands, job.where, job.normalize, job.acc, job.num_threads)
-    return job.finish()
+    return run_reduction("kl_divergence", (p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
 
 
 @_fill_doc
@@ -180,10 +171,7 @@ def js_divergence(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> float(fastdiv.js_divergence([1.0, 0.0], [0.0, 1.0], base=2))
     1.0
     """
-    job = prepare_reduction((p, q), ("p", "q"), axis, where, keepdims, out, base, normalize,
-                             float32_out_ok=True)
-    job.backend.js_divergence(*job.operands, job.where, job.normalize, job.acc, job.num_threads)
-    return job.finish()
+    return run_reduction("js_divergence", (p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
 
 
 def rel_entr(p, q, out=None):
@@ -209,9 +197,7 @@ def rel_entr(p, q, out=None):
     >>> fastdiv.rel_entr([0.5, 0.0, 0.5], [0.25, 0.5, 0.0])
     array([0.34657359, 0.        ,        inf])
     """
-    job = prepare_elementwise((p, q), ("p", "q"), out)
-    job.backend.rel_entr(*job.operands, job.target, job.num_threads)
-    return job.finish()
+    return run_elementwise("rel_entr", (p, q), ("p", "q"), out)
 
 
 def entr(p, out=None):
@@ -236,6 +222,4 @@ def entr(p, out=None):
     >>> fastdiv.entr([0.5, 0.0, -1.0])
     array([0.34657359, 0.        ,       -inf])
     """
-    job = prepare_elementwise((p,), ("p",), out)
-    job.backend.entr(*job.operands, job.target, job.num_threads)
-    return job.finish()
+    return run_elementwise("entr", (p,), ("p",), out)
