@@ -365,8 +365,11 @@ def run_reduction(kernel, inputs, names, axis=-1, where=None, keepdims=False, ou
             backend, dtype = _config.backend_module(), operands[0].dtype
             if base is not None:
                 base = _check_base(base)
-            acc = np.empty(len(operands[0]), _FLOAT64 if dtype is _FLOAT64
-                           else _acc_dtype(backend, dtype, base, True))
+            # _acc_dtype's choice, written out for float32 and float64 (a tenth of a small
+            # call); getattr's default is slow only for the reference backend
+            own = dtype is _FLOAT64 or (base is None
+                                        and getattr(backend, "FLOAT32_RESULTS", False))
+            acc = np.empty(len(operands[0]), dtype if own else _FLOAT64)
             getattr(backend, kernel)(*operands, None, bool(normalize), acc,
                                      _config.get_num_threads())
             if base is None and acc.dtype is dtype and len(shape) == 2:

@@ -104,7 +104,8 @@ def cross_entropy(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> round(float(fastdiv.cross_entropy([0.5, 0.5], [0.25, 0.75], base=2)), 12)
     1.207518749639
     """
-    return run_reduction("cross_entropy", (p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
+    return run_reduction("cross_entropy", (p, q), ("p", "q"), axis, where, keepdims, out, base,
+                         normalize)
 
 
 @_fill_doc
@@ -143,7 +144,8 @@ def kl_divergence(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> fastdiv.kl_divergence(p, [0.5, 0.5])  # q broadcast to every row
     array([0.19274476, 0.        ])
     """
-    return run_reduction("kl_divergence", (p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
+    return run_reduction("kl_divergence", (p, q), ("p", "q"), axis, where, keepdims, out, base,
+                         normalize)
 
 
 @_fill_doc
@@ -171,7 +173,8 @@ def js_divergence(p, q, axis=-1, *, base=None, normalize=False, where=None, keep
     >>> float(fastdiv.js_divergence([1.0, 0.0], [0.0, 1.0], base=2))
     1.0
     """
-    return run_reduction("js_divergence", (p, q), ("p", "q"), axis, where, keepdims, out, base, normalize)
+    return run_reduction("js_divergence", (p, q), ("p", "q"), axis, where, keepdims, out, base,
+                         normalize)
 
 
 def rel_entr(p, q, out=None):

@@ -422,3 +422,30 @@ def test_float32_results_rounded_in_the_kernel_match_rounding_after(backend, nam
     after = func(*args, where=where, base=np.e)
     assert in_kernel.dtype == after.dtype == np.float32
     np.testing.assert_array_equal(in_kernel.view(np.uint32), after.view(np.uint32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", REDUCTIONS + ["rel_entr", "entr"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7,), (5, 7), (2, 3, 7)], ids=["1-D", "2-D", "3-D"])
+@pytest.mark.parametrize("base", [None, 2])
+def test_plain_inputs_skip_the_job_with_the_same_result(backend, name, dtype, shape, base,
+                                                         restore_config):
+    """Plain arrays (no where, out, keepdims) go to the kernel without a job
+    (``run_reduction``, ``run_elementwise``); the prepared path, which ``where=True``
+    (reductions) or ``out`` (elementwise) takes, gives the same bits, dtype, shape and
+    type (a NumPy scalar for 1-D reductions)."""
+    if base is not None and name in ("rel_entr", "entr"):
+        pytest.skip("elementwise functions have no base")
+    fastdiv.set_backend(backend)
+    rng = np.random.default_rng(3)
+    p, q = (rng.random(shape).astype(dtype) for _ in range(2))
+    func = getattr(fastdiv, name)
+    args = (p,) if name in ("entropy", "entr") else (p, q)
+    if name in ("rel_entr", "entr"):
+        plain, prepared = func(*args), func(*args, out=np.empty(shape, dtype))
+    else:
+        plain, prepared = func(*args, base=base), func(*args, base=base, where=True)
+    assert type(plain) is type(prepared)
+    assert plain.dtype == prepared.dtype == dtype and plain.shape == prepared.shape
+    np.testing.assert_array_equal(plain, prepared, strict=True)
