@@ -1,11 +1,11 @@
 """The one place that turns user input into kernel input, and kernel output into results.
 
-Public functions call :func:`prepare_reduction` or :func:`prepare_elementwise`
-(or another ``prepare_*``), run one backend kernel on the prepared operands,
-and return ``job.finish()``; the divergences let :func:`run_reduction` and
-:func:`run_elementwise` do those three steps, which take plain inputs to the
-kernel without a job. Everything a user can get wrong is checked here, before any kernel runs, so a
-failing call leaves ``out`` and the inputs untouched.
+Public functions call a ``prepare_*`` function, run one backend kernel on the
+prepared operands, and return ``job.finish()``; the divergences leave those
+three steps to :func:`run_reduction` and :func:`run_elementwise`, which take
+plain inputs to the kernel without a job. Everything a user can get wrong is
+checked here, before any kernel runs, so a failing call leaves ``out`` and the
+inputs untouched.
 """
 
 from __future__ import annotations
