@@ -156,6 +156,7 @@ def group_lanes(typingctx, array, value):
     def codegen(context, builder, signature, args):
         element = context.get_value_type(value)
         data = cgutils.alloca_once(builder, element, size=count)  # in the entry block
+        data.align = _LINE_BYTES
         for i in range(count):
             builder.store(args[1], builder.gep(data, [cgutils.int32_t(i)]))
         lanes = context.make_array(lanes_type)(context, builder)
