@@ -220,9 +220,9 @@ def test_term_loop_keeps_its_running_extremes_in_whole_cache_lines(kind, dtype):
     """Compiled on its own, as a process that compiles the kernels (rather than loading
     them from the cache) runs it, the term loop keeps the range check's running extremes
     per lane on the stack, read and written once per group: they must sit in whole cache
-    lines. At the stack's 16-byte alignment each 64-byte access split two lines, and
-    float32 entropy ran 25% slower in such a process than with the cached kernels (whose
-    loop, optimised once more after linking, keeps them in registers)."""
+    lines. At the stack's 16-byte alignment a 64-byte access could split two lines (it
+    did: float32 entropy ran 25% slower in such a process than with the cached kernels,
+    whose loop, optimised once more after linking, keeps them in registers)."""
     from fastdiv._backends.numba import _kernels
 
     fill = numba.njit(error_model="numpy", fastmath=_options.MATH_FASTMATH)(

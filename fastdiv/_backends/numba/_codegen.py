@@ -156,6 +156,9 @@ def group_lanes(typingctx, array, value):
     def codegen(context, builder, signature, args):
         element = context.get_value_type(value)
         data = cgutils.alloca_once(builder, element, size=count)  # in the entry block
+        # Whole cache lines: a loop compiled on its own (as in a process that compiles the
+        # kernels rather than loading them) reads and writes these lanes on the stack once
+        # per group, and a 64-byte access split over two lines slows every group.
         data.align = _LINE_BYTES
         for i in range(count):
             builder.store(args[1], builder.gep(data, [cgutils.int32_t(i)]))
