@@ -273,7 +273,9 @@ def _reduction_result(acc, shape, dtype, base, backend, out):
 def _acc_dtype(backend, dtype, base, float32_out_ok):
     """The dtype of a reduction's kernel output: float64 (longdouble for longdouble), or
     float32 for float32 operands when the backend rounds into it itself (its
-    ``FLOAT32_RESULTS``; see ``fastdiv._backends``) and no ``base`` is applied after."""
+    ``FLOAT32_RESULTS``; see ``fastdiv._backends``) and no ``base`` is applied after.
+    :func:`run_reduction`'s plain path writes this rule out for float32 and float64:
+    change both together."""
     # vars(): getattr with a default costs half a microsecond when the attribute is missing
     if dtype is _FLOAT32 and float32_out_ok and base is None \
             and vars(backend).get("FLOAT32_RESULTS", False):
