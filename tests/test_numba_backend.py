@@ -194,6 +194,34 @@ def test_float32_term_loops_keep_float_width(kind):
     asm = next(iter(fill.inspect_asm().values()))
     assert re.search(r"vpm(ax|in)ud\s", asm)  # running extremes in unsigned 32-bit lanes
     assert not re.search(r"vpcmp\w*uq\s|vpmaxuq|vpminuq|vpmovzxdq", asm)
+    # nor may float64 sums of the terms join the loop (its float32 lanes would halve too)
+    assert not re.search(r"vcvtps2pd\s", asm)
+
+
+@pytest.mark.parametrize(
+    "kind, dtype, has_mask",  # a compile each (seconds): the mask of JS, and each type
+    [("js", np.float64, True), ("kl", np.float64, False), ("entropy", np.float32, True)])
+def test_fill_returns_the_sum_of_the_terms_the_mask_keeps(kind, dtype, has_mask):
+    """``_fill`` returns the sum of the terms it writes, of the elements the mask keeps,
+    when it adds them up in its loop (float64), else 0 (float32: the caller sums the
+    buffer); left-out elements count for nothing, whatever their values (JS)."""
+    from fastdiv._backends.numba import _kernels
+
+    rng = np.random.default_rng(9)
+    n = 1000  # groups and a tail
+    p, q = rng.random(n).astype(dtype), rng.random(n).astype(dtype)
+    mask = (rng.random(n) < 0.6).astype(np.uint8) if has_mask else np.ones(n, np.uint8)
+    for array in (p, q, mask):
+        array.flags.writeable = False  # as the kernels pass them: their compiled copy
+    buffer = np.empty(n, dtype)
+    outside, total = _kernels._fill(getattr(_kernels, kind.upper()), p, q, mask, has_mask,
+                                    buffer)
+    assert not outside
+    if dtype == np.float32:
+        assert total == 0
+        return
+    kept = buffer[mask != 0].astype(np.float64)
+    assert total == pytest.approx(math.fsum(kept), rel=1e-14, abs=1e-14)
 
 
 @pytest.mark.skipif(not _HOST_AVX512, reason="needs a CPU with AVX-512")

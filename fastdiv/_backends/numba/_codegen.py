@@ -148,7 +148,7 @@ def group_lanes(typingctx, array, value):
     over from group to group, where a scalar accumulator would be reduced
     across the lanes at the end of every group.
     """
-    if not isinstance(array, types.Array) or not isinstance(value, types.Integer):
+    if not isinstance(array, types.Array) or not isinstance(value, (types.Integer, types.Float)):
         return None
     count = _elements(array, GROUP_LINES * _LINE_BYTES)
     lanes_type = types.Array(value, 1, "C")

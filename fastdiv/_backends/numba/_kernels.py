@@ -11,10 +11,11 @@ Structure: a row (or a chunk of a long row) is processed in blocks of
 ``TERM_BLOCK`` elements. A map loop writes the block's terms into a buffer
 (in the input's precision, so float32 math runs at full SIMD width), a few
 cache lines at a time, prefetching the inputs ahead of itself, and checks the
-inputs against the range of the fast forms (:func:`_fill`); a second loop
-sums the buffer in float64 with SIMD accumulators (``reassoc``, which only
-these sum loops get: the term code keeps its error-compensating operations in
-order), and the block sums are added with Neumaier compensation. The buffer
+inputs against the range of the fast forms (:func:`_fill`). Float64 terms are
+added up in that loop too, one float64 accumulator per lane; float32 terms by
+a second loop over the buffer in float64 with SIMD accumulators (``reassoc``,
+which only these sum loops get: the term code keeps its error-compensating
+operations in order). The block sums are added with Neumaier compensation. The buffer
 stays in L1 or L2 between the loops. The loops ask LLVM for 512-bit vectors
 (:func:`wide_vectors`). The entry kernels run serially for small inputs (no
 thread launch), else in parallel over items of whole rows when there are
@@ -176,6 +177,44 @@ def _lanes_outside(kind, p, top, bottom, offset):
     return bad
 
 
+def _sums_terms(array):
+    """Whether :func:`_fill` adds up the terms of ``array``'s type in its own loop (a
+    constant of the compiled code); else :func:`_block` sums the buffer after it.
+
+    A pass over the buffer after the loop took a tenth of the time of a block
+    (float32 cross-entropy from memory, one thread), and started no reads from
+    memory meanwhile; in the loop the additions overlap the log's division.
+    Float64 only: float64 sums in a loop of float32 terms make LLVM run the
+    float32 arithmetic at half the vector width (it sizes vectors by the widest
+    type), which cost more than the pass.
+    """
+
+
+@overload(_sums_terms, inline="always")
+def _sums_terms_overload(array):
+    value = array.dtype == types.float64
+    return lambda array: value
+
+
+@jit(TERM)
+def _add_term(kind, sums, lane, term, mask, has_mask, j):
+    """``sums[lane] += term`` for an element the mask keeps (a left-out element's
+    entropy, cross-entropy or KL term is an exact zero already: :func:`_kept`); nothing
+    for the elementwise kinds."""
+    if kind == JS and has_mask:
+        sums[lane] += term if mask[j] != 0 else 0.0
+    elif kind != REL_ENTR and kind != ENTR:
+        sums[lane] += term
+
+
+@jit(TERM)
+def _lanes_total(sums):
+    total = 0.0
+    for lane in range(sums.size):
+        total += sums[lane]
+    return total
+
+
 @jit(TERM)
 def _map_groups(kind, p, q, mask, has_mask, buffer):
     """The loop of :func:`_fill` (inlined, so that a constant ``has_mask`` folds)."""
@@ -183,29 +222,39 @@ def _map_groups(kind, p, q, mask, has_mask, buffer):
     whole = p.size - p.size % group
     none, every, _, _, _, _ = bit_limits(p)
     top, bottom, offset = group_lanes(p, none), group_lanes(p, every), group_lanes(p, none)
+    summing = _sums_terms(p)
+    sums = group_lanes(p, 0.0)
     for start in range(0, whole, group):
         prefetch_group(p, start)
         if kind != ENTROPY:
             prefetch_group(q, start)
         for j in range(start, start + group):
             x, y = _kept(kind, p, q, mask, has_mask, j)
-            buffer[j] = _term(kind, x, y)
+            term = _term(kind, x, y)
+            buffer[j] = term
+            if summing:
+                _add_term(kind, sums, j - start, term, mask, has_mask, j)
             _track(kind, x, y, top, bottom, offset, j - start)
     for j in range(whole, p.size):  # the tail: shorter than a group
         x, y = _kept(kind, p, q, mask, has_mask, j)
-        buffer[j] = _term(kind, x, y)
+        term = _term(kind, x, y)
+        buffer[j] = term
+        if summing:
+            _add_term(kind, sums, j - whole, term, mask, has_mask, j)
         _track(kind, x, y, top, bottom, offset, j - whole)
-    return _lanes_outside(kind, p, top, bottom, offset)
+    return _lanes_outside(kind, p, top, bottom, offset), _lanes_total(sums)
 
 
 @jit(MATH)
 def _fill(kind, p, q, mask, has_mask, buffer):
     """``buffer[j] = _term(kind, p[j], q[j])`` for every ``j``, in the precision of ``p``.
 
-    Returns True when an entropy, cross-entropy or KL block has an element
-    (kept by the mask) outside the range of their plain forms
-    (:func:`_track`): the caller then takes :func:`_fill_full`. JS and the
-    elementwise kinds return False.
+    Returns ``(outside, total)``. ``outside`` is True when an entropy,
+    cross-entropy or KL block has an element (kept by the mask) outside the
+    range of their plain forms (:func:`_track`): the caller then takes
+    :func:`_fill_full`; JS and the elementwise kinds give False. ``total`` is
+    the sum of the terms the mask keeps, added up per lane in the loop itself
+    where :func:`_sums_terms` says so (float64 reductions), else 0.
 
     The loop runs in groups of a few cache lines and prefetches the inputs a
     group at a time (:func:`prefetch_group`), so that reads from memory overlap
@@ -283,9 +332,11 @@ def _block(kind, p, q, mask, has_mask, buffer):
     """Sum of the terms of one block; ``buffer`` has at least ``p.size`` elements."""
     literally(kind)
     size = p.size
-    if _fill(kind, p, q, mask, has_mask, buffer):
+    outside, value = _fill(kind, p, q, mask, has_mask, buffer)
+    if outside:
         _fill_full(kind, p, q, buffer)
-    value = _buffer_sum(buffer, mask, has_mask, size)
+    if outside or not _sums_terms(p):
+        value = _buffer_sum(buffer, mask, has_mask, size)
     if (kind == KL or kind == JS) and not np.isfinite(value):
         _fix_slow(kind, p, q, buffer[:size])
         value = _buffer_sum(buffer, mask, has_mask, size)
@@ -456,7 +507,7 @@ def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
     literally(kind)
     buffer = np.empty(rows * n, p.dtype)
     mask = mf[m0:m0 + rows * n] if has_mask else mf[:0]
-    if _fill(kind, p, q, mask, has_mask, buffer):
+    if _fill(kind, p, q, mask, has_mask, buffer)[0]:
         _fill_full(kind, p, q, buffer)
     _row_sums(buffer, mf, m0, has_mask, rows, n, out)
     for i in range(rows):
