@@ -15,8 +15,8 @@ inputs against the range of the fast forms (:func:`_fill`). Float64 terms are
 added up in that loop too, one float64 accumulator per lane; float32 terms by
 a second loop over the buffer in float64 with SIMD accumulators (``reassoc``,
 which only these sum loops get: the term code keeps its error-compensating
-operations in order). The block sums are added with Neumaier compensation. The buffer
-stays in L1 or L2 between the loops. The loops ask LLVM for 512-bit vectors
+operations in order); the buffer stays in L1 or L2 between the loops. The
+block sums are added with Neumaier compensation. The loops ask LLVM for 512-bit vectors
 (:func:`wide_vectors`). The entry kernels run serially for small inputs (no
 thread launch), else in parallel over items of whole rows when there are
 enough rows (:func:`rows_per_item`), or over chunks of rows when a few long
@@ -199,20 +199,11 @@ def _sums_terms_overload(array):
 @jit(TERM)
 def _add_term(kind, sums, lane, term, mask, has_mask, j):
     """``sums[lane] += term`` for an element the mask keeps (a left-out element's
-    entropy, cross-entropy or KL term is an exact zero already: :func:`_kept`); nothing
-    for the elementwise kinds."""
+    entropy, cross-entropy or KL term is an exact zero already: :func:`_kept`)."""
     if kind == JS and has_mask:
         sums[lane] += term if mask[j] != 0 else 0.0
-    elif kind != REL_ENTR and kind != ENTR:
+    else:
         sums[lane] += term
-
-
-@jit(TERM)
-def _lanes_total(sums):
-    total = 0.0
-    for lane in range(sums.size):
-        total += sums[lane]
-    return total
 
 
 @jit(TERM)
@@ -222,7 +213,7 @@ def _map_groups(kind, p, q, mask, has_mask, buffer):
     whole = p.size - p.size % group
     none, every, _, _, _, _ = bit_limits(p)
     top, bottom, offset = group_lanes(p, none), group_lanes(p, every), group_lanes(p, none)
-    summing = _sums_terms(p)
+    summing = _sums_terms(p) and kind != REL_ENTR and kind != ENTR  # reductions only
     sums = group_lanes(p, 0.0)
     for start in range(0, whole, group):
         prefetch_group(p, start)
@@ -242,7 +233,7 @@ def _map_groups(kind, p, q, mask, has_mask, buffer):
         if summing:
             _add_term(kind, sums, j - whole, term, mask, has_mask, j)
         _track(kind, x, y, top, bottom, offset, j - whole)
-    return _lanes_outside(kind, p, top, bottom, offset), _lanes_total(sums)
+    return _lanes_outside(kind, p, top, bottom, offset), sums.sum()
 
 
 @jit(MATH)
