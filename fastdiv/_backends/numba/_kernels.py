@@ -483,10 +483,17 @@ def _chunks_per_row(rows, n, num_threads):
 
 
 @jit(MATH)
-def rows_per_item(rows, n, num_threads):
-    """Whole rows per parallel work item: about ``CHUNK`` elements, but at least four
-    items per thread, which the threads claim as they go (:func:`claim`)."""
-    return max(1, min(CHUNK // max(n, 1), rows // (4 * num_threads)))
+def rows_per_item(rows, num_threads):
+    """Whole rows per parallel work item: eight items per thread, which the threads
+    claim as they go (:func:`claim`), as the Cython kernels share out theirs.
+
+    An item is a run of consecutive rows, so that a thread reads one long
+    stream (its prefetches past the end of a row land in its own next row).
+    Items of one row of 32768 elements, which the two threads took in turns,
+    made both threads' reads restart at every row: a tenth slower per thread
+    than the same loop on one thread (bench data, 2 threads).
+    """
+    return max(1, rows // (8 * num_threads))
 
 
 @jit(MATH)
@@ -592,7 +599,7 @@ def _reduce_rows(kind, pf, p0, ps, qf, q0, qs, mf, m0, ms, has_mask, normalize, 
         return
     chunks = _chunks_per_row(rows, n, num_threads)
     if chunks == 1:  # items of whole rows
-        per_item = rows_per_item(rows, n, num_threads)
+        per_item = rows_per_item(rows, num_threads)
         items = (rows + per_item - 1) // per_item
         claimed = np.zeros(1, np.int64)
         for _ in prange(num_threads):  # each thread claims items until none are left
@@ -728,7 +735,7 @@ def _elementwise(kind, pf, p0, ps, qf, q0, qs, rows, n, out, num_threads):
         return
     chunks = _chunks_per_row(rows, n, num_threads)
     if chunks == 1:  # items of whole rows
-        per_item = rows_per_item(rows, n, num_threads)
+        per_item = rows_per_item(rows, num_threads)
         items = (rows + per_item - 1) // per_item
         claimed = np.zeros(1, np.int64)
         for _ in prange(num_threads):

@@ -958,7 +958,7 @@ def binary_cross_entropy(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0
         _bce_whole_rows(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms, has_mask,
                         n, out, 0, rows)
     elif mode == 1:  # items of whole rows
-        per_item = rows_per_item(rows, n, num_threads)
+        per_item = rows_per_item(rows, num_threads)
         for item in prange((rows + per_item - 1) // per_item):
             first = item * per_item
             _bce_whole_rows(kind, pf, p0, ps, qf, q0, qs, wf, w0, ws, has_w, mf, m0, ms,
