@@ -1,5 +1,5 @@
 """What Numba has no option for: vector width, prefetch, views without reference counts,
-per-lane accumulators and work shared out as threads go.
+per-lane accumulators (float64 ones for float32 terms too) and work shared out as threads go.
 
 ``wide_vectors()`` called in a jitted function lets LLVM's loop vectoriser use
 512-bit vectors in that function on CPUs with AVX-512. LLVM's tuning for
@@ -23,6 +23,8 @@ returned, as ``borrowed`` views below): a
 group loop that updates element ``j - start`` keeps one accumulator per vector
 lane across groups, where a scalar accumulator is reduced across the lanes at
 the end of every group.
+``add_widened(sums, terms, start)`` adds a group of float32 terms into such
+float64 lanes, as one vector conversion and add.
 
 ``claim(counter)`` is an atomic fetch-and-add of one: threads of a ``prange``
 with one iteration per thread claim numbered work items until none are left,
@@ -175,6 +177,38 @@ def group_lanes(typingctx, array, value):
         return lanes._getvalue()
 
     return lanes_type(array, value), codegen
+
+
+@intrinsic
+def add_widened(typingctx, sums, terms, start):
+    """``sums[k] += float64(terms[start + k])`` for each lane ``k`` of ``sums``, a float64
+    :func:`group_lanes` array of ``terms``' group size: one group of terms added to
+    its lanes, as vector code.
+
+    For a loop of float32 terms that keeps float64 sums: float64 adds inside the
+    loop make LLVM halve its float32 vectors (it sizes them by the widest type),
+    and a loop over the lanes after each group is unrolled and left scalar.
+    """
+    if not (isinstance(sums, types.Array) and sums.dtype == types.float64
+            and isinstance(terms, types.Array) and isinstance(terms.dtype, types.Float)
+            and isinstance(start, types.Integer)):
+        return None
+    count = _elements(terms, GROUP_LINES * _LINE_BYTES)
+
+    def codegen(context, builder, signature, args):
+        lanes = context.make_array(signature.args[0])(context, builder, args[0]).data
+        source = context.make_array(signature.args[1])(context, builder, args[1]).data
+        wide_type = ir.VectorType(ir.DoubleType(), count)
+        narrow_type = ir.VectorType(context.get_value_type(terms.dtype), count)
+        first = builder.bitcast(builder.gep(source, [args[2]]), narrow_type.as_pointer())
+        group = builder.load(first, align=terms.dtype.bitwidth // 8)
+        if narrow_type != wide_type:
+            group = builder.fpext(group, wide_type)
+        slot = builder.bitcast(lanes, wide_type.as_pointer())
+        builder.store(builder.fadd(builder.load(slot, align=8), group), slot, align=8)
+        return context.get_dummy_value()
+
+    return types.none(sums, terms, types.intp), codegen
 
 
 @intrinsic

@@ -11,13 +11,14 @@ Structure: a row (or a chunk of a long row) is processed in blocks of
 ``TERM_BLOCK`` elements. A map loop writes the block's terms into a buffer
 (in the input's precision, so float32 math runs at full SIMD width), a few
 cache lines at a time, prefetching the inputs ahead of itself, and checks the
-inputs against the range of the fast forms (:func:`_fill`). Float64 terms are
-added up in that loop too, one float64 accumulator per lane; float32 terms by
-a second loop over the buffer in float64 with SIMD accumulators (``reassoc``,
-which only these sum loops get: the term code keeps its error-compensating
-operations in order); the buffer stays in L1 or L2 between the loops. The
-block sums are added with Neumaier compensation. The loops ask LLVM for 512-bit vectors
-(:func:`wide_vectors`). The entry kernels run serially for small inputs (no
+inputs against the range of the fast forms (:func:`_fill`). The terms are
+added up in float64 in that loop too, one accumulator per lane (float32
+cross-entropy and KL: a group at a time), or (float32 entropy and JS) by a
+second loop over the buffer with SIMD accumulators (``reassoc``, which only
+these sum loops get: the term code keeps its error-compensating operations in
+order), while the buffer is still in L1 or L2 (:func:`_summing`). The block
+sums are added with Neumaier compensation. The loops ask LLVM for 512-bit
+vectors (:func:`wide_vectors`). The entry kernels run serially for small inputs (no
 thread launch), else in parallel over items of whole rows when there are
 enough rows (:func:`rows_per_item`), or over chunks of rows when a few long
 rows must share the threads: one ``prange`` iteration per thread, each thread
@@ -48,6 +49,7 @@ from numba.extending import overload
 from fastdiv._backends.numba import _terms
 from fastdiv._backends.numba._cache import jit
 from fastdiv._backends.numba._codegen import (
+    add_widened,
     alive,
     borrowed,
     borrowed_flat,
@@ -177,21 +179,43 @@ def _lanes_outside(kind, p, top, bottom, offset):
     return bad
 
 
-def _sums_terms(array):
-    """Whether :func:`_fill` adds up the terms of ``array``'s type in its own loop (a
-    constant of the compiled code); else :func:`_block` sums the buffer after it.
+#: How :func:`_fill` adds up the terms of a reduction (see :func:`_summing`).
+_SUM_AFTER = 0  # not in its loop: the caller sums the buffer
+_SUM_EACH_TERM = 1  # each term into its lane, in the loop
+_SUM_EACH_GROUP = 2  # each group's terms into the lanes after the group's loop
+
+
+@jit(TERM)
+def _summing(kind, p):
+    """How :func:`_fill` adds up the terms of ``kind`` on ``p``'s type (a constant of the
+    compiled code): ``_SUM_EACH_TERM``, ``_SUM_EACH_GROUP`` or ``_SUM_AFTER``.
 
     A pass over the buffer after the loop took a tenth of the time of a block
     (float32 cross-entropy from memory, one thread), and started no reads from
-    memory meanwhile; in the loop the additions overlap the log's division.
-    Float64 only: float64 sums in a loop of float32 terms make LLVM run the
-    float32 arithmetic at half the vector width (it sizes vectors by the widest
-    type), which cost more than the pass.
+    memory meanwhile; in the loop the additions overlap the reads and the
+    log's division. Float64 reductions add each term. Float32 terms cannot:
+    float64 adds in their loop make LLVM halve its float32 vectors (it sizes
+    vectors by the widest type). Cross-entropy and KL, which read two arrays,
+    add each group after its loop (:func:`add_widened`: 5-10% faster than the
+    pass, bench data, two threads); entropy and JS, held up by their
+    arithmetic rather than their reads, ran 3-5% slower so and keep the pass,
+    as do the elementwise kinds (no sum).
     """
+    if kind == REL_ENTR or kind == ENTR:
+        return _SUM_AFTER
+    if _is_float64(p):
+        return _SUM_EACH_TERM
+    if kind == CROSS_ENTROPY or kind == KL:
+        return _SUM_EACH_GROUP
+    return _SUM_AFTER
 
 
-@overload(_sums_terms, inline="always")
-def _sums_terms_overload(array):
+def _is_float64(array):
+    """Whether ``array`` holds float64 (a constant of the compiled code)."""
+
+
+@overload(_is_float64, inline="always")
+def _is_float64_overload(array):
     value = array.dtype == types.float64
     return lambda array: value
 
@@ -213,7 +237,7 @@ def _map_groups(kind, p, q, mask, has_mask, buffer):
     whole = p.size - p.size % group
     none, every, _, _, _, _ = bit_limits(p)
     top, bottom, offset = group_lanes(p, none), group_lanes(p, every), group_lanes(p, none)
-    summing = _sums_terms(p) and kind != REL_ENTR and kind != ENTR  # reductions only
+    summing = _summing(kind, p)
     sums = group_lanes(p, 0.0)
     for start in range(0, whole, group):
         prefetch_group(p, start)
@@ -223,14 +247,16 @@ def _map_groups(kind, p, q, mask, has_mask, buffer):
             x, y = _kept(kind, p, q, mask, has_mask, j)
             term = _term(kind, x, y)
             buffer[j] = term
-            if summing:
+            if summing == _SUM_EACH_TERM:
                 _add_term(kind, sums, j - start, term, mask, has_mask, j)
             _track(kind, x, y, top, bottom, offset, j - start)
+        if summing == _SUM_EACH_GROUP:
+            add_widened(sums, buffer, start)
     for j in range(whole, p.size):  # the tail: shorter than a group
         x, y = _kept(kind, p, q, mask, has_mask, j)
         term = _term(kind, x, y)
         buffer[j] = term
-        if summing:
+        if summing != _SUM_AFTER:
             _add_term(kind, sums, j - whole, term, mask, has_mask, j)
         _track(kind, x, y, top, bottom, offset, j - whole)
     return _lanes_outside(kind, p, top, bottom, offset), sums.sum()
@@ -245,7 +271,7 @@ def _fill(kind, p, q, mask, has_mask, buffer):
     range of their plain forms (:func:`_track`): the caller then takes
     :func:`_fill_full`; JS and the elementwise kinds give False. ``total`` is
     the sum of the terms the mask keeps, added up per lane in the loop itself
-    where :func:`_sums_terms` says so (float64 reductions), else 0.
+    where :func:`_summing` says so, else 0.
 
     The loop runs in groups of a few cache lines and prefetches the inputs a
     group at a time (:func:`prefetch_group`), so that reads from memory overlap
@@ -326,7 +352,7 @@ def _block(kind, p, q, mask, has_mask, buffer):
     outside, value = _fill(kind, p, q, mask, has_mask, buffer)
     if outside:
         _fill_full(kind, p, q, buffer)
-    if outside or not _sums_terms(p):
+    if outside or _summing(kind, p) == _SUM_AFTER:
         value = _buffer_sum(buffer, mask, has_mask, size)
     if (kind == KL or kind == JS) and not np.isfinite(value):
         _fix_slow(kind, p, q, buffer[:size])
