@@ -37,7 +37,8 @@ def test_runtime_dependencies(project):
 
 def test_extras(project):
     extras = project["project"]["optional-dependencies"]
-    assert {"pytest", "hypothesis", "scipy", "mpmath", "pytest-benchmark"} <= _names(extras["test"])
+    assert {"pytest", "pytest-xdist", "hypothesis", "scipy", "mpmath",
+            "pytest-benchmark"} <= _names(extras["test"])  # xdist: the README's `-n auto`
     assert {"scipy", "matplotlib", "rich"} <= _names(extras["bench"])
 
 
