@@ -196,10 +196,10 @@ def _summing(kind, p):
     log's division. Float64 reductions add each term. Float32 terms cannot:
     float64 adds in their loop make LLVM halve its float32 vectors (it sizes
     vectors by the widest type). Cross-entropy and KL, which read two arrays,
-    add each group after its loop (:func:`add_widened`: 5-10% faster than the
+    add each group after its loop (:func:`add_widened`: 6-9% faster than the
     pass, bench data, two threads); entropy and JS, held up by their
-    arithmetic rather than their reads, ran 3-5% slower so and keep the pass,
-    as do the elementwise kinds (no sum).
+    arithmetic rather than their reads, ran 3-6% slower that way and keep the
+    pass. The elementwise kinds sum nothing.
     """
     if kind == REL_ENTR or kind == ENTR:
         return _SUM_AFTER
