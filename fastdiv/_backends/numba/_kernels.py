@@ -330,20 +330,6 @@ def _marked(buffer):
     return found
 
 
-@jit(SUM)
-def _buffer_sum(buffer, mask, has_mask, length):
-    """Float64 sum of ``buffer[:length]`` (where the mask is nonzero), SIMD accumulators."""
-    wide_vectors()
-    total = 0.0
-    if has_mask:
-        for j in range(length):
-            total += np.float64(buffer[j]) if mask[j] != 0 else 0.0
-    else:
-        for j in range(length):
-            total += np.float64(buffer[j])
-    return total
-
-
 @jit(MATH)
 def _block(kind, p, q, mask, has_mask, buffer):
     """Sum of the terms of one block; ``buffer`` has at least ``p.size`` elements."""
@@ -353,10 +339,10 @@ def _block(kind, p, q, mask, has_mask, buffer):
     if outside:
         _fill_full(kind, p, q, buffer)
     if outside or _summing(kind, p) == _SUM_AFTER:
-        value = _buffer_sum(buffer, mask, has_mask, size)
+        value = _masked_sum(buffer[:size], mask, has_mask)
     if (kind == KL or kind == JS) and not np.isfinite(value):
         _fix_slow(kind, p, q, buffer[:size])
-        value = _buffer_sum(buffer, mask, has_mask, size)
+        value = _masked_sum(buffer[:size], mask, has_mask)
     return value
 
 
@@ -370,7 +356,7 @@ def _scale_into(a, scale, out):
 
 @jit(SUM)
 def _masked_sum(a, mask, has_mask):
-    """Float64 sum of ``a`` (where the mask is nonzero)."""
+    """Float64 sum of ``a`` (where the mask is nonzero), SIMD accumulators."""
     wide_vectors()
     total = 0.0
     if has_mask:
@@ -540,7 +526,7 @@ def _short_rows(kind, p, q, mf, m0, has_mask, rows, n, out):
             lo = i * n
             m = mf[m0 + lo:m0 + lo + n] if has_mask else mf[:0]
             _fix_slow(kind, p[lo:lo + n], q[lo:lo + n], buffer[lo:lo + n])
-            value = _buffer_sum(buffer[lo:lo + n], m, has_mask, n)
+            value = _masked_sum(buffer[lo:lo + n], m, has_mask)
         out[i] = _finish(kind, value)
 
 
