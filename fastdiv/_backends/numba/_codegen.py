@@ -191,8 +191,8 @@ def add_widened(typingctx, sums, terms, start):
     """
     if not (isinstance(sums, types.Array) and sums.dtype == types.float64
             and isinstance(terms, types.Array) and isinstance(terms.dtype, types.Float)
-            and isinstance(start, types.Integer)):
-        return None
+            and sums.layout == terms.layout == "C" and isinstance(start, types.Integer)):
+        return None  # contiguous arrays only: the vector load and store assume unit strides
     count = _elements(terms, GROUP_LINES * _LINE_BYTES)
 
     def codegen(context, builder, signature, args):
