@@ -202,8 +202,8 @@ def add_widened(typingctx, sums, terms, start):
         narrow_type = ir.VectorType(context.get_value_type(terms.dtype), count)
         first = builder.bitcast(builder.gep(source, [args[2]]), narrow_type.as_pointer())
         group = builder.load(first, align=terms.dtype.bitwidth // 8)
-        if narrow_type != wide_type:
-            group = builder.fpext(group, wide_type)
+        if narrow_type != wide_type:  # float64 terms: never run, but typed (Numba types
+            group = builder.fpext(group, wide_type)  # the call in float64 kernels too)
         slot = builder.bitcast(lanes, wide_type.as_pointer())
         builder.store(builder.fadd(builder.load(slot, align=8), group), slot, align=8)
         return context.get_dummy_value()
